@@ -2382,11 +2382,209 @@ if __name__ != "__main__":
     _install_exceptions_module()
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """Command line entry point (``python -m visgate_sdk``)."""
-    from visgate_sdk_cli_placeholder import run  # type: ignore  # replaced below
+_CLI_EXIT_API = 1
+_CLI_EXIT_USAGE = 2
 
-    return int(run(argv))
+
+def _cli_parser() -> Any:
+    import argparse
+
+    def add_common(p: Any) -> None:
+        p.add_argument("--api-key", help="visgate API key (default: $VISGATE_API_KEY)")
+        p.add_argument("--base-url", help="API base URL (default: $VISGATE_BASE_URL or the public API)")
+        p.add_argument("--timeout", type=float, help="per-request timeout, seconds (default: %g)" % DEFAULT_TIMEOUT)
+        p.add_argument("--json", action="store_true", help="print the raw JSON answer")
+
+    # The global options are accepted before and after the command; SUPPRESS keeps an
+    # option given before the command from being reset by the command's parser.
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    add_common(common)
+    parser = argparse.ArgumentParser(
+        prog="visgate",
+        description="visgate API from the command line (key: --api-key or $VISGATE_API_KEY).",
+    )
+    parser.add_argument("--version", action="version", version="visgate-sdk " + __version__)
+    add_common(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def add_parser(name: str, helptext: str) -> Any:
+        return sub.add_parser(name, help=helptext, parents=[common])
+
+    def media(name: str, helptext: str, model: str) -> Any:
+        cmd = add_parser(name, helptext)
+        cmd.add_argument("prompt")
+        cmd.add_argument("--model", default=model, help="model id (default: %(default)s)")
+        cmd.add_argument("-o", "--output", help="save the result to this file")
+        cmd.add_argument("--no-wait", action="store_true", help="print the request id and return at once")
+        cmd.add_argument("--poll-timeout", type=float, default=600.0, help="seconds to wait for the job")
+        return cmd
+
+    gen = add_parser("generate", "one-call image generation (POST /generate)")
+    gen.add_argument("prompt")
+    gen.add_argument("--model", default=DEFAULT_MODEL, help="model id (default: %(default)s)")
+    gen.add_argument("-o", "--output", help="save the image to this file")
+    image = media("image", "generate images", DEFAULT_MODEL)
+    image.add_argument("--width", type=int, default=1024)
+    image.add_argument("--height", type=int, default=1024)
+    image.add_argument("--num-images", type=int, default=1)
+    image.add_argument("--seed", type=int)
+    image.add_argument("--negative-prompt")
+    video = media("video", "generate a video", "fal-ai/flux-pro/video")
+    video.add_argument("--duration", type=float, default=5.0, help="seconds (default: %(default)s)")
+    video.add_argument("--image-url", help="animate this image (image-to-video)")
+    status = add_parser("status", "status of an async request")
+    status.add_argument("request_id")
+    status.add_argument("--wait", action="store_true", help="poll until completed or failed")
+    status.add_argument("--poll-timeout", type=float, default=600.0)
+    status.add_argument("-o", "--output", help="save the output once completed")
+    models = add_parser("models", "list the model catalogue")
+    models.add_argument("--provider", choices=("fal", "replicate", "runway"))
+    models.add_argument("--media-type", choices=("image", "video"))
+    models.add_argument("--search")
+    models.add_argument("--limit", type=int, default=20)
+    model = add_parser("model", "show one model")
+    model.add_argument("model_id")
+    usage = add_parser("usage", "usage totals")
+    usage.add_argument("--period", choices=_PERIODS, default="month")
+    add_parser("balances", "provider balances")
+    add_parser("health", "API health")
+    return parser
+
+
+class _Progress:
+    """One status line on stderr: redrawn in place on a terminal, plain lines otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = _sys.stderr.isatty()
+        self.started = _time.monotonic()
+        self.last = ""
+
+    def show(self, request_id: str, status: str) -> None:
+        line = "%s: %s (%.0fs)" % (request_id, status, _time.monotonic() - self.started)
+        if self.tty:
+            _sys.stderr.write("\r\x1b[2K" + line)
+        elif status != self.last:
+            _sys.stderr.write(line + "\n")
+        self.last = status
+        _sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.tty and self.last:
+            _sys.stderr.write("\n")
+
+
+def _cli_poll(client: Client, request_id: str, timeout: float) -> RequestStatusResult:
+    progress = _Progress()
+    poll = _Poll(request_id, timeout, 1.0)
+    try:
+        while True:
+            result = client.requests.get(request_id, timeout=poll.request_timeout(client.timeout))
+            progress.show(request_id, result.status)
+            delay = poll.next_delay(result)
+            if delay is None:
+                return result
+            _time.sleep(delay)
+    finally:
+        progress.done()
+
+
+def _cli_print(value: Any, as_json: bool, lines: List[str]) -> None:
+    if as_json:
+        import json
+
+        raw = getattr(value, "raw", value)
+        print(json.dumps(raw, indent=2, ensure_ascii=False, default=str))
+    else:
+        print("\n".join(lines))
+
+
+def _cli_run(args: Any) -> int:
+    client = Client(args.api_key, base_url=args.base_url, timeout=args.timeout or DEFAULT_TIMEOUT)
+    with client:
+        cmd = args.command
+        if cmd == "health":
+            health = client.health()
+            _cli_print(health, args.json, ["%s: %s" % item for item in health.items()])
+        elif cmd == "generate":
+            gen = client.generate(args.prompt, model=args.model)
+            saved = gen.save(args.output) if args.output else None
+            _cli_print(gen, args.json, ["image_url: %s" % gen.image_url, "cost: %s" % gen.cost, "provider: %s" % gen.provider]
+                       + (["saved: %s" % saved] if saved else []))
+        elif cmd in ("image", "video", "status"):
+            if cmd == "status":
+                job: Union[RequestStatusResult, ImageResult, VideoResult, GenerationRequest]
+                job = GenerationRequest(args.request_id, client)
+                wait = args.wait
+            elif cmd == "image":
+                job = client.images.generate(
+                    args.model, args.prompt, width=args.width, height=args.height, num_images=args.num_images,
+                    seed=args.seed, negative_prompt=args.negative_prompt, wait=False,
+                )
+                wait = not args.no_wait
+            else:
+                job = client.videos.generate(
+                    args.model, args.prompt, duration_seconds=args.duration, image_url=args.image_url, wait=False
+                )
+                wait = not args.no_wait
+            if isinstance(job, GenerationRequest):
+                if not wait and cmd != "status":
+                    _cli_print({"request_id": job.request_id, "status": job.status}, args.json,
+                               ["request_id: %s" % job.request_id, "status: %s" % job.status])
+                    return 0
+                job = _cli_poll(client, job.request_id, args.poll_timeout) if wait else job.refresh()
+            urls = job._media_urls()
+            lines = ["url: %s" % u for u in urls]
+            if isinstance(job, RequestStatusResult):
+                lines = ["request_id: %s" % job.request_id, "status: %s" % job.status] + lines
+                if job.error_message:
+                    lines.append("error: %s" % job.error_message)
+            if getattr(args, "output", None) and urls:
+                lines.append("saved: %s" % job.save(args.output))
+            _cli_print(job, args.json, lines)
+            if isinstance(job, RequestStatusResult) and job.status == "failed":
+                return _CLI_EXIT_API
+        elif cmd == "models":
+            found = client.models.list(provider=args.provider, media_type=args.media_type, search=args.search, limit=args.limit)
+            _cli_print(found, args.json, ["%-40s %-10s %-6s %s" % (m.id, m.provider, m.media_type, m.name) for m in found.models]
+                       + ["(%d of %d)" % (len(found.models), found.total_count)])
+        elif cmd == "model":
+            info = client.models.get(args.model_id)
+            _cli_print(info, args.json, ["%s: %s" % (k, getattr(info, k)) for k in ("id", "name", "provider", "media_type", "description", "pricing")])
+        elif cmd == "usage":
+            summary = client.usage.get(args.period)
+            _cli_print(summary, args.json, [
+                "period: %s" % summary.period,
+                "requests: %d (cached %d, %.1f%%)" % (summary.total_requests, summary.cached_requests, summary.cache_hit_rate),
+                "billed: $%.4f" % summary.total_billed_cost,
+            ])
+        elif cmd == "balances":
+            balances = client.providers.balances()
+            _cli_print(balances, args.json, [
+                "%s: configured=%s available=%s remaining=%s limit=%s currency=%s"
+                % (b.provider, b.configured, b.available, b.remaining, b.limit, b.currency)
+                for b in balances.balances
+            ])
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Command line entry point: ``python -m visgate_sdk`` or ``visgate``. Returns the exit code."""
+    args = _cli_parser().parse_args(argv)
+    try:
+        return _cli_run(args)
+    except ValidationError as exc:
+        print("visgate: error: %s" % exc, file=_sys.stderr)
+        return _CLI_EXIT_USAGE if exc.status_code is None else _CLI_EXIT_API
+    except VisgateError as exc:
+        print("visgate: error: %s" % exc, file=_sys.stderr)
+        return _CLI_EXIT_API
+    except OSError as exc:  # e.g. the -o path cannot be written
+        print("visgate: error: %s" % exc, file=_sys.stderr)
+        return _CLI_EXIT_API
+    except KeyboardInterrupt:
+        print("visgate: interrupted", file=_sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
