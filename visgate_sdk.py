@@ -657,6 +657,10 @@ def _proxy_for(origin: _Origin, env: Mapping[str, str]) -> Optional[str]:
     return proxy if "://" in proxy else "http://" + proxy
 
 
+if TYPE_CHECKING:
+    from typing import BinaryIO as _BinaryFile
+
+
 class _Response:
     __slots__ = ("status", "headers", "body")
 
@@ -818,9 +822,9 @@ class _Transport:
         timeout: float,
         *,
         max_bytes: Optional[int] = None,
-        sink: Optional[Callable[[bytes], None]] = None,
+        sink: Optional["_BinaryFile"] = None,
     ) -> _Response:
-        """Send one request and read the whole answer (or stream it into ``sink``).
+        """Send one request and read the whole answer (or stream it into the file ``sink``).
 
         Raises ``_NetworkError``. A keep-alive connection the server closed while idle is
         retried once, transparently, on a fresh connection.
@@ -831,6 +835,9 @@ class _Transport:
         for fresh_try in (False, True):
             conn, reused = self._get(origin, timeout)
             got_status = False
+            if sink is not None:  # a retry starts the file again; never append to a partial body
+                sink.seek(0)
+                sink.truncate()
             try:
                 if conn.sock is not None:
                     conn.sock.settimeout(timeout)
@@ -867,7 +874,7 @@ class _Transport:
         resp: "http.client.HTTPResponse",
         deadline: float,
         max_bytes: int,
-        sink: Optional[Callable[[bytes], None]],
+        sink: Optional["_BinaryFile"],
     ) -> bytes:
         length = resp.getheader("content-length")
         if length is not None and length.isdigit() and int(length) > max_bytes:
@@ -882,7 +889,7 @@ class _Transport:
             if total > max_bytes:
                 raise _NetworkError(_too_large(max_bytes, sink), False)
             if sink is not None:
-                sink(chunk)
+                sink.write(chunk)
             else:
                 chunks.append(chunk)
             if _time.monotonic() > deadline:
@@ -892,7 +899,7 @@ class _Transport:
         return b"".join(chunks)
 
 
-def _too_large(limit: int, sink: Optional[Callable[[bytes], None]]) -> VisgateError:
+def _too_large(limit: int, sink: Optional["_BinaryFile"]) -> VisgateError:
     cls = DownloadError if sink is not None else InvalidResponseError
     return cls("response is larger than the limit of %d bytes" % limit, error_code="RESPONSE_TOO_LARGE")
 
@@ -2090,7 +2097,7 @@ class Client:
             fd, tmp = tempfile.mkstemp(prefix=".visgate-", suffix=".part", dir=folder)
             try:
                 with _os.fdopen(fd, "wb") as out:
-                    resp = self._send_with_retries("GET", origin, target, headers, None, t, max_bytes=limit, sink=out.write)
+                    resp = self._send_with_retries("GET", origin, target, headers, None, t, max_bytes=limit, sink=out)
                 location = resp.headers.get("location")
                 if resp.status in (301, 302, 303, 307, 308) and location:
                     new_origin, target = _resolve_redirect(origin, target, location)
