@@ -85,15 +85,18 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "DEFAULT_MAX_RETRIES",
     "__version__",
+    # helpers and the command line
+    "parse_retry_after",
+    "main",
 ]
 
 import functools as _functools
 import os as _os
 import sys as _sys
-import threading as _threading
+import _thread
+from datetime import datetime  # a result field type: typing.get_type_hints() must resolve it
 import time as _time
 import weakref as _weakref
-from dataclasses import dataclass, field, replace as _replace
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -102,7 +105,7 @@ from typing import (
     Dict,
     FrozenSet,
     Generic,
-    Iterator,
+    Iterable,
     List,
     Mapping,
     Optional,
@@ -110,15 +113,16 @@ from typing import (
     Type,
     TypeVar,
     Union,
+    overload,
 )
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; these imports are paid at run time lazily
+    from dataclasses import dataclass as _dataclass, field as _field
     import asyncio
     import concurrent.futures
     import http.client
     import logging
     import ssl
-    from datetime import datetime
 
     if _sys.version_info >= (3, 10):
         from typing import Concatenate, ParamSpec
@@ -126,6 +130,29 @@ if TYPE_CHECKING:  # pragma: no cover - typing only; these imports are paid at r
         from typing_extensions import Concatenate, ParamSpec
 
     _P = ParamSpec("_P")
+
+    from typing import Literal, TypedDict
+
+    from typing_extensions import Unpack
+
+    class _ImageOptions(TypedDict, total=False):
+        negative_prompt: Optional[str]
+        width: int
+        height: int
+        num_images: int
+        seed: Optional[int]
+        params: Optional[Dict[str, Any]]
+        include_steps: bool
+        timeout: Optional[float]
+        idempotency_key: Optional[str]
+
+    class _VideoOptions(TypedDict, total=False):
+        image_url: Optional[str]
+        duration_seconds: float
+        skip_gcs_upload: bool
+        params: Optional[Dict[str, Any]]
+        timeout: Optional[float]
+        idempotency_key: Optional[str]
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -263,6 +290,8 @@ class RateLimitError(VisgateError):
     def __init__(self, message: Optional[str] = None, retry_after: Optional[float] = None, **kwargs: Any) -> None:
         kwargs.setdefault("status_code", 429)
         super().__init__(message, **kwargs)
+        if isinstance(retry_after, float) and retry_after.is_integer():
+            retry_after = int(retry_after)  # "Retry after 7s", as the reference client printed, not "7.0s"
         self.retry_after: Optional[float] = retry_after
 
 
@@ -365,6 +394,22 @@ def _redact(text: str, secrets: Tuple[str, ...]) -> str:
     return text
 
 
+def _redact_all(value: Any, secrets: Tuple[str, ...]) -> Any:
+    """``value`` (decoded JSON) with every secret replaced, at any depth."""
+    if isinstance(value, str):
+        return _redact(value, secrets)
+    if isinstance(value, dict):
+        return {_redact_all(k, secrets): _redact_all(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_all(v, secrets) for v in value]
+    return value
+
+
+def _snippet(body: bytes, limit: int, secrets: Tuple[str, ...]) -> str:
+    """The start of ``body`` as text; secrets are redacted before the cut, so no half key survives."""
+    return _redact(body[: 4 * limit + 4096].decode("utf-8", "replace"), secrets)[:limit]
+
+
 def _error_from_response(
     status: int, headers: Mapping[str, str], body: bytes, secrets: Tuple[str, ...] = ()
 ) -> VisgateError:
@@ -383,7 +428,7 @@ def _error_from_response(
         err = payload.get("error")
         if isinstance(err, dict):  # {"error": {"code": ..., "message": ...}} as some proxies answer
             code = err.get("code") or err.get("type")
-            message = err.get("message")
+            message = err["message"] if isinstance(err.get("message"), str) else None
         elif isinstance(err, str):
             code = err
         if isinstance(payload.get("message"), str):
@@ -402,11 +447,17 @@ def _error_from_response(
         if isinstance(details.get("field"), str):
             field_name = details["field"]
     if message is None:
-        snippet = body[:200].decode("utf-8", "replace").strip()
+        snippet = _snippet(body, 200, secrets).strip()
         kind = headers.get("content-type", "no content type")
         message = "HTTP %d (%s)%s" % (status, kind, ": " + snippet if snippet else ", empty body")
+    # A server may echo a key back: nothing shown to the user keeps it.
     message = _redact(message, secrets)
-    code = code if isinstance(code, str) and code else None
+    code = _redact(code, secrets) if isinstance(code, str) and code else None
+    field_name = _redact(field_name, secrets) if field_name is not None else None
+    try:
+        details = _redact_all(details, secrets)
+    except RecursionError:  # absurdly deep details: drop them rather than fail
+        details = {}
     kwargs: Dict[str, Any] = {"status_code": status, "request_id": headers.get("x-request-id"), "details": details}
     if code:
         kwargs["error_code"] = code
@@ -460,30 +511,68 @@ def _retry_after_seconds(headers: Mapping[str, str]) -> Optional[float]:
     return parse_retry_after(headers.get("retry-after"))
 
 
-@dataclass(frozen=True)
 class Retry:
     """When and how long to retry; an immutable value (``max_retries=Retry(...)``).
 
     The n-th retry sleeps ``min(backoff_max, backoff_factor * 2**n)`` minus up to
     ``jitter`` of it, or the server's ``Retry-After`` when it sends one. A ``Retry-After``
     longer than ``max_retry_after`` is not waited for: the error is raised at once.
+    ``replace(**changes)`` gives a modified copy.
     """
 
-    total: int = DEFAULT_MAX_RETRIES
-    backoff_factor: float = 0.5
-    backoff_max: float = 8.0
-    jitter: float = 0.25
-    max_retry_after: float = 60.0
-    status_forcelist: FrozenSet[int] = frozenset({408, 429, 500, 502, 503, 504})
-    retry_after_statuses: FrozenSet[int] = frozenset({413, 429, 503})
+    __slots__ = ("total", "backoff_factor", "backoff_max", "jitter", "max_retry_after", "status_forcelist", "retry_after_statuses")
+    total: int
+    backoff_factor: float
+    backoff_max: float
+    jitter: float
+    max_retry_after: float
+    status_forcelist: FrozenSet[int]
+    retry_after_statuses: FrozenSet[int]
 
-    def __post_init__(self) -> None:
-        if isinstance(self.total, bool) or not isinstance(self.total, int) or self.total < 0:
-            raise ValidationError("Retry.total must be an int >= 0", field="max_retries")
-        for name in ("backoff_factor", "backoff_max", "max_retry_after"):
-            _check_number("Retry." + name, getattr(self, name), minimum=0.0)
-        if not 0.0 <= _check_number("Retry.jitter", self.jitter) <= 1.0:
+    def __init__(
+        self,
+        total: int = DEFAULT_MAX_RETRIES,
+        backoff_factor: float = 0.5,
+        backoff_max: float = 8.0,
+        jitter: float = 0.25,
+        max_retry_after: float = 60.0,
+        status_forcelist: Iterable[int] = frozenset({408, 429, 500, 502, 503, 504}),
+        retry_after_statuses: Iterable[int] = frozenset({413, 429, 503}),
+    ) -> None:
+        values = {
+            "total": _check_int("max_retries", total, minimum=0),
+            "backoff_factor": _check_number("Retry.backoff_factor", backoff_factor, minimum=0.0),
+            "backoff_max": _check_number("Retry.backoff_max", backoff_max, minimum=0.0),
+            "jitter": _check_number("Retry.jitter", jitter, minimum=0.0),
+            "max_retry_after": _check_number("Retry.max_retry_after", max_retry_after, minimum=0.0),
+            "status_forcelist": frozenset(status_forcelist),
+            "retry_after_statuses": frozenset(retry_after_statuses),
+        }
+        if values["jitter"] > 1.0:
             raise ValidationError("Retry.jitter must be between 0 and 1", field="jitter")
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Retry is immutable; use retry.replace(%s=...)" % name)
+
+    def replace(self, **changes: Any) -> "Retry":
+        """A copy with ``changes`` applied."""
+        values = {name: getattr(self, name) for name in self.__slots__}
+        values.update(changes)
+        return Retry(**values)
+
+    def _key(self) -> Tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Retry) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return "Retry(%s)" % ", ".join("%s=%r" % (name, getattr(self, name)) for name in self.__slots__)
 
     def backoff(self, retry_number: int) -> float:
         """Sleep before retry ``retry_number`` (0-based), with jitter, capped."""
@@ -509,7 +598,10 @@ class Retry:
 def _json_loads(data: bytes) -> Any:
     import json
 
-    return json.loads(data)
+    try:
+        return json.loads(data)
+    except RecursionError:  # nested deeper than the interpreter allows: not an answer we can use
+        raise ValueError("JSON nested too deeply") from None
 
 
 def _json_dumps(value: Any) -> bytes:
@@ -548,11 +640,19 @@ def _check_str(name: str, value: Any, *, optional: bool = False) -> Optional[str
     return value
 
 
+_HEADER_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
 def _check_header_value(name: str, value: str) -> str:
-    # http.client would raise a bare ValueError; and the value may be a secret, so never echo it.
-    if not isinstance(value, str) or any(c in value for c in "\r\n\x00"):
-        raise ValidationError("header %s must be a string without line breaks or NUL" % name, field=name)
-    return value
+    # http.client raises a bare ValueError on line breaks and UnicodeEncodeError past Latin-1,
+    # and servers' parsers split lines on other control characters too (\x0b, \x0c, \x85).
+    # The value may be a secret, so never echo it.
+    if not isinstance(value, str) or any(c != "\t" and (c < " " or "\x7f" <= c <= "\x9f" or c > "\xff") for c in value):
+        raise ValidationError(
+            "header %s must be a string of printable Latin-1 characters, without line breaks or control characters" % name,
+            field=name,
+        )
+    return value.strip(" \t")  # surrounding whitespace is not part of a header value (RFC 9110)
 
 
 def _check_choice(name: str, value: Any, choices: Tuple[str, ...]) -> str:
@@ -570,7 +670,10 @@ def _path_segment(name: str, value: Any, *, keep_slashes: bool = False) -> str:
     parts = text.split("/") if keep_slashes else [text]
     if any(p in ("", ".", "..") for p in parts):
         raise ValidationError("%s has an empty, '.' or '..' path segment: %r" % (name, value), field=name)
-    return "/".join(quote(p, safe="") for p in parts)
+    try:
+        return "/".join(quote(p, safe="") for p in parts)
+    except UnicodeEncodeError:  # a lone surrogate has no UTF-8 form
+        raise ValidationError("%s is not valid Unicode text: %r" % (name, value), field=name) from None
 
 
 def _query(params: Mapping[str, Any]) -> str:
@@ -586,11 +689,24 @@ def _query(params: Mapping[str, Any]) -> str:
     return urlencode(items)
 
 
-@dataclass(frozen=True)
 class _Origin:
-    scheme: str
-    host: str
-    port: int
+    """scheme, host and port: what a connection, and credentials, belong to."""
+
+    __slots__ = ("scheme", "host", "port")
+
+    def __init__(self, scheme: str, host: str, port: int) -> None:
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Origin) and (self.scheme, self.host, self.port) == (other.scheme, other.host, other.port)
+
+    def __hash__(self) -> int:
+        return hash((self.scheme, self.host, self.port))
+
+    def __repr__(self) -> str:
+        return "_Origin(%r, %r, %r)" % (self.scheme, self.host, self.port)
 
     @property
     def netloc(self) -> str:
@@ -622,6 +738,12 @@ def _split_url(url: str, what: str = "base_url") -> Tuple[_Origin, str]:
     if parts.query:
         target += "?" + parts.query
     return _Origin(parts.scheme, parts.hostname, port), target
+
+
+def _is_secret_header(name: str) -> bool:
+    """Credentials a redirect to another origin must not carry: ours, and any ``X-...-Key``-like header."""
+    low = name.lower()
+    return low in _SECRET_HEADERS or low == "cookie" or (low.startswith("x-") and low.endswith(("-key", "-token", "-secret")))
 
 
 def _should_strip_auth(old: _Origin, new: _Origin) -> bool:
@@ -684,6 +806,9 @@ def _classify_os_error(exc: BaseException, origin: _Origin) -> _NetworkError:
 
     where = "%s://%s" % (origin.scheme, origin.netloc)
     ssl = _sys.modules.get("ssl")
+    if ssl is not None and isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+        # The peer closed the connection: a network failure like a reset, not a TLS one.
+        return _NetworkError(ConnectionError("connection to %s closed unexpectedly (%s)" % (where, exc)), True)
     if ssl is not None and isinstance(exc, ssl.SSLError):
         if isinstance(exc, getattr(ssl, "SSLCertVerificationError", ())):
             reason = getattr(exc, "verify_message", None) or str(exc)
@@ -712,8 +837,10 @@ class _Transport:
         self._verify = verify
         self._env: Mapping[str, str] = dict(_os.environ) if trust_env else {}
         self._max_response_bytes = max_response_bytes
-        self._local = _threading.local()
-        self._lock = _threading.Lock()
+        import threading
+
+        self._local = threading.local()
+        self._lock = threading.Lock()
         self._ssl_context: Optional["ssl.SSLContext"] = None
         self._open: "_weakref.WeakSet[http.client.HTTPConnection]" = _weakref.WeakSet()
         self.closed = False
@@ -839,10 +966,13 @@ class _Transport:
                 sink.seek(0)
                 sink.truncate()
             try:
-                if conn.sock is not None:
-                    conn.sock.settimeout(timeout)
-                else:
+                if conn.sock is None:
                     conn.timeout = timeout
+                    conn.connect()
+                with self._lock:  # a concurrent close() either sees this socket, or we see it closed
+                    if self.closed:
+                        raise _NetworkError(ConnectionError("the client was closed during the request"), False)
+                conn.sock.settimeout(timeout)
                 proxy_headers = getattr(conn, "_visgate_proxy_headers", None)
                 if proxy_headers is not None:
                     send_target = "%s://%s%s" % (origin.scheme, origin.netloc, target)
@@ -852,7 +982,7 @@ class _Transport:
                 conn.request(method, send_target, body=body, headers=headers)
                 resp = conn.getresponse()
                 got_status = True
-                data = self._read(resp, deadline, max_bytes or self._max_response_bytes, sink)
+                data = self._read(resp, deadline, max_bytes or self._max_response_bytes, sink, conn.sock)
             except _NetworkError:
                 self._discard(origin)
                 raise
@@ -875,6 +1005,7 @@ class _Transport:
         deadline: float,
         max_bytes: int,
         sink: Optional["_BinaryFile"],
+        sock: Any = None,
     ) -> bytes:
         length = resp.getheader("content-length")
         if length is not None and length.isdigit() and int(length) > max_bytes:
@@ -882,7 +1013,14 @@ class _Transport:
         chunks: List[bytes] = []
         total = 0
         while True:
-            chunk = resp.read(65536)
+            # read1: return what has arrived instead of waiting for a full 64 KiB, and never
+            # wait past the deadline, so a body that trickles in cannot outlast the timeout.
+            remaining = deadline - _time.monotonic()
+            if remaining <= 0:
+                raise _NetworkError(TimeoutError("response body still arriving when the timeout ran out"), True)
+            if sock is not None:
+                sock.settimeout(remaining)
+            chunk = resp.read1(65536)
             if not chunk:
                 break
             total += len(chunk)
@@ -896,6 +1034,7 @@ class _Transport:
                 raise _NetworkError(TimeoutError("response body still arriving when the timeout ran out"), True)
         if length is not None and length.isdigit() and total != int(length):
             raise _NetworkError(ConnectionError("response cut short: %d of %s bytes" % (total, length)), True)
+        resp.close()  # read1 does not mark a complete body as done; the connection is reusable
         return b"".join(chunks)
 
 
@@ -907,7 +1046,12 @@ def _too_large(limit: int, sink: Optional["_BinaryFile"]) -> VisgateError:
 def _is_stale_connection(exc: BaseException) -> bool:
     import http.client
 
-    return isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError))
+    ssl = _sys.modules.get("ssl")
+    # Over TLS, writing to or reading from a connection the server closed raises SSLEOFError.
+    closed_tls: Tuple[Type[BaseException], ...] = (ssl.SSLEOFError, ssl.SSLZeroReturnError) if ssl is not None else ()
+    return isinstance(
+        exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError) + closed_tls
+    )
 
 
 def _split_proxy(proxy: str) -> Tuple[_Origin, str]:
@@ -1026,8 +1170,6 @@ def _as_str_list(value: Any, where: str) -> List[str]:
 
 def _as_datetime(value: Any, where: str) -> Optional["datetime"]:
     """ISO 8601 to an aware datetime; an unreadable stamp is None (still in ``raw``)."""
-    from datetime import datetime
-
     text = _as_str(value, where).strip().replace("Z", "+00:00").replace("z", "+00:00")
     head, dot, frac = text.partition(".")
     if dot:  # Python < 3.11 takes at most 6 fractional digits
@@ -1048,10 +1190,65 @@ def _list_of(cls: Any) -> Callable[[Any, str], List[Any]]:
 
 
 def _raw() -> Any:
-    return field(default_factory=dict, repr=False, compare=False)
+    return _field(default_factory=dict, repr=False, compare=False)
 
 
-class _Result:
+# Importing ``dataclasses`` (with ``inspect``) and generating twenty classes costs ~25 ms,
+# paid on every cold start even when no result is ever built. So each result class is
+# made a real dataclass on first use: first instance, or first look at its fields
+# (``dataclasses.fields``, ``is_dataclass``, ``asdict``). Type checkers see the decorator.
+class _FieldSpec:
+    """Run-time stand-in for ``dataclasses.field()`` until the class is materialised."""
+
+    __slots__ = ("kwargs",)
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+
+
+if not TYPE_CHECKING:
+
+    def _dataclass(cls):
+        cls._lazy_dataclass = True
+        return cls
+
+    _field = _FieldSpec
+
+_DATACLASS_LOCK = _thread.allocate_lock()
+
+
+def _materialize(cls: type) -> None:
+    if "__dataclass_fields__" in cls.__dict__ or not cls.__dict__.get("_lazy_dataclass"):
+        return
+    import dataclasses
+
+    with _DATACLASS_LOCK:
+        if "__dataclass_fields__" in cls.__dict__:
+            return
+        for name, value in list(cls.__dict__.items()):
+            if isinstance(value, _FieldSpec):
+                setattr(cls, name, dataclasses.field(**value.kwargs))
+        dataclasses.dataclass(cls)
+
+
+class _LazyDataclass(type):
+    """Metaclass of the result types: applies the dataclass decorator on first use."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        if "__dataclass_fields__" not in cls.__dict__:
+            _materialize(cls)
+        return super().__call__(*args, **kwargs)
+
+    if not TYPE_CHECKING:
+
+        def __getattr__(cls, name):
+            if name == "__dataclass_fields__" and cls.__dict__.get("_lazy_dataclass"):
+                _materialize(cls)
+                return cls.__dict__[name]
+            raise AttributeError("type object %r has no attribute %r" % (cls.__name__, name))
+
+
+class _Result(metaclass=_LazyDataclass):
     """Shared parsing: ``_spec`` rows are (attribute, converter, *json keys tried in order)."""
 
     _spec: Tuple[Tuple[Any, ...], ...] = ()
@@ -1078,6 +1275,10 @@ class _Result:
         state.pop("_client", None)
         return state
 
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        _materialize(type(self))  # unpickling skips __init__, and so the metaclass
+        self.__dict__.update(state)
+
 
 class _Media:
     """Mixin: ``save()`` for results that point at generated media."""
@@ -1100,26 +1301,30 @@ class _Media:
         return client.download(urls[index], path, timeout=timeout)
 
 
-@dataclass
+@_dataclass
 class GenerateResult(_Media, _Result):
     """Answer of ``client.generate()`` (``POST /generate``)."""
 
     id: str = ""
     image_url: Optional[str] = None
-    images: List[str] = field(default_factory=list)
+    images: List[str] = _field(default_factory=list)
     model: str = ""
     provider: str = ""
     mode: str = ""
     cost: float = 0.0
     cost_per_megapixel: float = 0.0
     latency_ms: int = 0
-    resolution: Dict[str, int] = field(default_factory=dict)
+    resolution: Dict[str, int] = _field(default_factory=dict)
     created_at: Optional["datetime"] = None
+    cache_hit: bool = False
+    provider_cost_avoided_micro: Optional[int] = None
     raw: Dict[str, Any] = _raw()
 
     _spec = (
         ("id", _as_str, "id", "request_id"),
         ("image_url", _as_str),
+        ("cache_hit", _as_bool),
+        ("provider_cost_avoided_micro", _as_int),
         ("images", _as_str_list),
         ("model", _as_str),
         ("provider", _as_str),
@@ -1139,12 +1344,12 @@ class GenerateResult(_Media, _Result):
         return self.images or ([self.image_url] if self.image_url else [])
 
 
-@dataclass
+@_dataclass
 class ImageResult(_Media, _Result):
     """Answer of ``images.generate()``; ``image_url`` is the first of ``images``."""
 
     id: str = ""
-    images: List[str] = field(default_factory=list)
+    images: List[str] = _field(default_factory=list)
     model: str = ""
     provider: str = ""
     cost: float = 0.0
@@ -1181,7 +1386,7 @@ class ImageResult(_Media, _Result):
         return self.images
 
 
-@dataclass
+@_dataclass
 class VideoResult(_Media, _Result):
     """Answer of ``videos.generate()``."""
 
@@ -1215,7 +1420,7 @@ class VideoResult(_Media, _Result):
 _TERMINAL = frozenset({"completed", "failed", "succeeded", "cancelled", "canceled"})
 
 
-@dataclass
+@_dataclass
 class RequestStatusResult(_Media, _Result):
     """Status of an async generation (``GET /requests/{id}``); ``output_url`` once completed."""
 
@@ -1256,7 +1461,7 @@ class RequestStatusResult(_Media, _Result):
         return [self.output_url] if self.output_url else []
 
 
-@dataclass
+@_dataclass
 class ModelInfo(_Result):
     """One model of the catalogue."""
 
@@ -1266,7 +1471,7 @@ class ModelInfo(_Result):
     media_type: str = "image"
     description: Optional[str] = None
     category: Optional[str] = None
-    tags: List[str] = field(default_factory=list)
+    tags: List[str] = _field(default_factory=list)
     cover_image_url: Optional[str] = None
     author: Optional[str] = None
     url: Optional[str] = None
@@ -1275,9 +1480,9 @@ class ModelInfo(_Result):
     pricing: Optional[Any] = None
     pricing_unit: Optional[str] = None
     run_count: int = 0
-    input_types: List[str] = field(default_factory=list)
+    input_types: List[str] = _field(default_factory=list)
     output_type: Optional[str] = None
-    capabilities: List[str] = field(default_factory=list)
+    capabilities: List[str] = _field(default_factory=list)
     first_seen_at: Optional[str] = None
     provider_created_at: Optional[str] = None
     last_synced_at: Optional[str] = None
@@ -1294,23 +1499,23 @@ class ModelInfo(_Result):
     )
 
 
-@dataclass
+@_dataclass
 class FeaturedSection(_Result):
     """A curated section of the catalogue."""
 
     title: str = ""
     key: str = ""
-    models: List[ModelInfo] = field(default_factory=list)
+    models: List[ModelInfo] = _field(default_factory=list)
     raw: Dict[str, Any] = _raw()
 
     _spec = (("title", _as_str), ("key", _as_str), ("models", _list_of(ModelInfo)))
 
 
-@dataclass
+@_dataclass
 class ModelsResponse(_Result):
     """Answer of ``models.list()``; ``total_count`` counts all matches, not just this page."""
 
-    models: List[ModelInfo] = field(default_factory=list)
+    models: List[ModelInfo] = _field(default_factory=list)
     total_count: int = 0
     last_updated: Optional[str] = None
     featured: Optional[List[FeaturedSection]] = None
@@ -1328,7 +1533,7 @@ class ModelsResponse(_Result):
             self.featured = None
 
 
-@dataclass
+@_dataclass
 class UsageSummary(_Result):
     """Usage for a period (``GET /usage``)."""
 
@@ -1339,8 +1544,8 @@ class UsageSummary(_Result):
     total_provider_cost: float = 0.0
     total_billed_cost: float = 0.0
     total_savings: float = 0.0
-    by_provider: Dict[str, Any] = field(default_factory=dict)
-    by_model: Dict[str, Any] = field(default_factory=dict)
+    by_provider: Dict[str, Any] = _field(default_factory=dict)
+    by_model: Dict[str, Any] = _field(default_factory=dict)
     period: str = "month"
     period_start: Optional["datetime"] = None
     period_end: Optional["datetime"] = None
@@ -1360,7 +1565,7 @@ class UsageSummary(_Result):
         return 100.0 * self.cached_requests / self.total_requests if self.total_requests else 0.0
 
 
-@dataclass
+@_dataclass
 class ProviderKeyInfo(_Result):
     """A stored BYOK key, masked."""
 
@@ -1373,17 +1578,17 @@ class ProviderKeyInfo(_Result):
     _spec = (("provider", _as_str), ("validated", _as_bool), ("validated_at", _as_str), ("masked_key", _as_str))
 
 
-@dataclass
+@_dataclass
 class ProviderKeysResponse(_Result):
     """Answer of ``providers.list_keys()``."""
 
-    keys: List[ProviderKeyInfo] = field(default_factory=list)
+    keys: List[ProviderKeyInfo] = _field(default_factory=list)
     raw: Dict[str, Any] = _raw()
 
     _spec = (("keys", _list_of(ProviderKeyInfo)),)
 
 
-@dataclass
+@_dataclass
 class ProviderValidationResult(_Result):
     """Answer of ``providers.validate_key()``."""
 
@@ -1394,7 +1599,7 @@ class ProviderValidationResult(_Result):
     _spec = (("valid", _as_bool), ("message", _as_str))
 
 
-@dataclass
+@_dataclass
 class ProviderBalanceItem(_Result):
     """One provider's balance and limit."""
 
@@ -1418,21 +1623,21 @@ class ProviderBalanceItem(_Result):
     )
 
 
-@dataclass
+@_dataclass
 class ProviderBalancesResponse(_Result):
     """Answer of ``providers.balances()``."""
 
-    balances: List[ProviderBalanceItem] = field(default_factory=list)
+    balances: List[ProviderBalanceItem] = _field(default_factory=list)
     raw: Dict[str, Any] = _raw()
 
     _spec = (("balances", _list_of(ProviderBalanceItem)),)
 
 
-@dataclass
+@_dataclass
 class AuthInfo(_Result):
     """Who the API key belongs to (``GET /auth/me``)."""
 
-    organization: Dict[str, Any] = field(default_factory=dict)
+    organization: Dict[str, Any] = _field(default_factory=dict)
     role: str = ""
     raw: Dict[str, Any] = _raw()
 
@@ -1451,7 +1656,7 @@ class AuthInfo(_Result):
         return None if value is None else str(value)
 
 
-@dataclass
+@_dataclass
 class ApiKeyInfo(_Result):
     """One of the organization's API keys (prefix only)."""
 
@@ -1465,7 +1670,7 @@ class ApiKeyInfo(_Result):
     _spec = (("id", _as_str), ("name", _as_str), ("key_prefix", _as_str), ("created_at", _as_str), ("last_used_at", _as_str))
 
 
-@dataclass
+@_dataclass
 class BillingInfo(_Result):
     """Billing account (``GET /billing/info``)."""
 
@@ -1491,7 +1696,7 @@ class BillingInfo(_Result):
     )
 
 
-@dataclass
+@_dataclass
 class BillingPricing(_Result):
     """Price list (``GET /billing/pricing``)."""
 
@@ -1608,6 +1813,20 @@ def _accepted(data: Any, client: "Client") -> Optional[GenerationRequest]:
 class Images(_Resource):
     """Image generation (``client.images``)."""
 
+    # wait=True (the default) gives a result, wait=False a handle: typed callers need no isinstance.
+    @overload
+    def generate(
+        self, model: str, prompt: str, *, wait: "Literal[True]" = ..., **options: "Unpack[_ImageOptions]"
+    ) -> ImageResult: ...
+    @overload
+    def generate(
+        self, model: str, prompt: str, *, wait: "Literal[False]", **options: "Unpack[_ImageOptions]"
+    ) -> GenerationRequest: ...
+    @overload
+    def generate(
+        self, model: str, prompt: str, *, wait: bool, **options: "Unpack[_ImageOptions]"
+    ) -> Union[ImageResult, GenerationRequest]: ...
+
     def generate(
         self,
         model: str,
@@ -1645,6 +1864,19 @@ class Images(_Resource):
 
 class Videos(_Resource):
     """Video generation (``client.videos``)."""
+
+    @overload
+    def generate(
+        self, model: str, prompt: str, *, wait: "Literal[True]" = ..., **options: "Unpack[_VideoOptions]"
+    ) -> VideoResult: ...
+    @overload
+    def generate(
+        self, model: str, prompt: str, *, wait: "Literal[False]", **options: "Unpack[_VideoOptions]"
+    ) -> GenerationRequest: ...
+    @overload
+    def generate(
+        self, model: str, prompt: str, *, wait: bool, **options: "Unpack[_VideoOptions]"
+    ) -> Union[VideoResult, GenerationRequest]: ...
 
     def generate(
         self,
@@ -1842,9 +2074,8 @@ def _to_async(method: "Callable[Concatenate[Any, _P], _R]") -> "Callable[Concate
     return call
 
 
-def _to_async_job(
-    method: "Callable[Concatenate[Any, _P], Union[_R, GenerationRequest]]",
-) -> "Callable[Concatenate[Any, _P], Awaitable[Union[_R, AsyncGenerationRequest]]]":
+def _to_async_job(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Like ``_to_async``, and a ``GenerationRequest`` handle becomes an ``AsyncGenerationRequest``."""
     name = method.__name__
 
     @_functools.wraps(method)
@@ -1872,13 +2103,51 @@ class _AsyncResource(Generic[_S]):
 class AsyncImages(_AsyncResource[Images]):
     """Image generation (``await client.images.generate(...)``)."""
 
-    generate = _to_async_job(Images.generate)
+    if TYPE_CHECKING:  # the typed view of the wrapper below
+
+        @overload
+        async def generate(
+            self, model: str, prompt: str, *, wait: "Literal[True]" = ..., **options: "Unpack[_ImageOptions]"
+        ) -> ImageResult: ...
+        @overload
+        async def generate(
+            self, model: str, prompt: str, *, wait: "Literal[False]", **options: "Unpack[_ImageOptions]"
+        ) -> AsyncGenerationRequest: ...
+        @overload
+        async def generate(
+            self, model: str, prompt: str, *, wait: bool, **options: "Unpack[_ImageOptions]"
+        ) -> Union[ImageResult, AsyncGenerationRequest]: ...
+        async def generate(
+            self, model: str, prompt: str, *, wait: bool = True, **options: "Unpack[_ImageOptions]"
+        ) -> Union[ImageResult, AsyncGenerationRequest]: ...
+
+    else:
+        generate = _to_async_job(Images.generate)
 
 
 class AsyncVideos(_AsyncResource[Videos]):
     """Video generation (``await client.videos.generate(...)``)."""
 
-    generate = _to_async_job(Videos.generate)
+    if TYPE_CHECKING:  # the typed view of the wrapper below
+
+        @overload
+        async def generate(
+            self, model: str, prompt: str, *, wait: "Literal[True]" = ..., **options: "Unpack[_VideoOptions]"
+        ) -> VideoResult: ...
+        @overload
+        async def generate(
+            self, model: str, prompt: str, *, wait: "Literal[False]", **options: "Unpack[_VideoOptions]"
+        ) -> AsyncGenerationRequest: ...
+        @overload
+        async def generate(
+            self, model: str, prompt: str, *, wait: bool, **options: "Unpack[_VideoOptions]"
+        ) -> Union[VideoResult, AsyncGenerationRequest]: ...
+        async def generate(
+            self, model: str, prompt: str, *, wait: bool = True, **options: "Unpack[_VideoOptions]"
+        ) -> Union[VideoResult, AsyncGenerationRequest]: ...
+
+    else:
+        generate = _to_async_job(Videos.generate)
 
 
 class AsyncRequests(_AsyncResource[Requests]):
@@ -1983,7 +2252,7 @@ class Client:
         max_response_bytes: int = _MAX_RESPONSE_BYTES,
     ) -> None:
         key = api_key if api_key is not None else _os.environ.get("VISGATE_API_KEY", "")
-        self._api_key: str = _check_header_value("Authorization", key.strip() if isinstance(key, str) else key)
+        self._api_key: str = _check_header_value("api_key", key.strip() if isinstance(key, str) else key)
         url = base_url if base_url is not None else _os.environ.get("VISGATE_BASE_URL") or DEFAULT_BASE_URL
         self._origin, prefix = _split_url(url)
         if "?" in prefix or "#" in url:
@@ -1999,7 +2268,9 @@ class Client:
             raise ValidationError("verify must be True, False, a CA bundle path or an ssl.SSLContext", field="verify")
         extra = dict(default_headers or {})
         for name, value in extra.items():
-            _check_header_value(str(name), value)
+            if not isinstance(name, str) or not name or not _HEADER_TOKEN.issuperset(name):
+                raise ValidationError("default_headers has an invalid header name %r" % (name,), field="default_headers")
+            extra[name] = _check_header_value(name, value)
         self._default_headers = extra
         self._byok: Dict[str, str] = {}
         self.set_provider_headers(fal_key=fal_key, replicate_key=replicate_key, runway_key=runway_key)
@@ -2068,8 +2339,9 @@ class Client:
         byok = {}
         for header, name in _BYOK_HEADERS:
             value = given[name]
-            if value:
-                byok[header] = _check_header_value(header, value)
+            checked = _check_header_value(name, value) if value else ""
+            if checked:
+                byok[header] = checked
         self._byok = byok  # one assignment: a request in flight sees the old or the new set, never a mix
 
     def download(
@@ -2226,7 +2498,7 @@ class Client:
                         raise ConnectionError("too many redirects (%d)" % hops, error_code="TOO_MANY_REDIRECTS")
                     new_origin, target = _resolve_redirect(origin, target, location)
                     if _should_strip_auth(origin, new_origin):
-                        headers = {k: v for k, v in headers.items() if k.lower() not in _SECRET_HEADERS}
+                        headers = {k: v for k, v in headers.items() if not _is_secret_header(k)}
                     if status == 303 or (status in (301, 302) and method == "POST"):
                         method, data = "GET", None
                         headers = {k: v for k, v in headers.items() if k.lower() not in ("content-type", "idempotency-key")}
@@ -2234,12 +2506,18 @@ class Client:
                     continue
                 if status < 400 or status not in retry.status_forcelist or attempt >= retry.total:
                     return resp
+                if _is_provider_failure(resp):  # the provider said no; a retry would bill a failed run again
+                    return resp
                 delay = retry.delay_for(attempt, status, resp.headers)
                 if delay is None:  # the server asks for a longer wait than we may sleep
                     return resp
                 _log("info", "%s %s%s -> %d; retry %d in %.2fs", method, origin.netloc, target, status, attempt + 1, delay)
             _time.sleep(delay)
             attempt += 1
+
+
+def _is_provider_failure(resp: _Response) -> bool:
+    return isinstance(_error_from_response(resp.status, resp.headers, resp.body), ProviderError)
 
 
 def _resolve_redirect(origin: _Origin, target: str, location: str) -> Tuple[_Origin, str]:
@@ -2262,7 +2540,7 @@ def _decode(resp: _Response, method: str, secrets: Tuple[str, ...]) -> Any:
     try:
         return _json_loads(resp.body)
     except ValueError:
-        snippet = resp.body[:120].decode("utf-8", "replace")
+        snippet = _snippet(resp.body, 120, secrets)
         kind = resp.headers.get("content-type", "no content type")
         raise InvalidResponseError(
             "expected JSON, got %s (HTTP %d): %r" % (kind, resp.status, snippet), status_code=resp.status
@@ -2286,7 +2564,7 @@ class AsyncClient:
         self._max_concurrency = _check_int("max_concurrency", max_concurrency, minimum=1)
         self._sync = Client(api_key, **kwargs)
         self._pool: Optional["concurrent.futures.ThreadPoolExecutor"] = None
-        self._pool_lock = _threading.Lock()
+        self._pool_lock = _thread.allocate_lock()
         sync = self._sync
         self.images = AsyncImages(self, sync.images)
         self.videos = AsyncVideos(self, sync.videos)
