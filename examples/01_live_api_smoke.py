@@ -1,0 +1,49 @@
+"""Step 01: is the API up? /health and /models need no API key."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.append(os.path.dirname(HERE))  # a source checkout works without `pip install` (an installed SDK wins)
+
+from visgate_sdk import Client, VisgateError  # noqa: E402
+
+# Everything printed also goes to sample_outputs/out_<script>.txt (VISGATE_SAMPLE_OUTPUTS moves the folder).
+OUT_DIR = os.environ.get("VISGATE_SAMPLE_OUTPUTS") or os.path.join(HERE, "sample_outputs")
+os.makedirs(OUT_DIR, exist_ok=True)
+LOG = open(os.path.join(OUT_DIR, "out_%s.txt" % os.path.splitext(os.path.basename(__file__))[0]), "w", encoding="utf-8")
+
+
+def say(line: str = "", err: bool = False) -> None:
+    print(line, file=sys.stderr if err else sys.stdout, flush=True)
+    LOG.write(line + "\n")
+    LOG.flush()
+
+
+def main() -> int:
+    with Client() as client:
+        say("base_url=%s" % client.base_url)
+        health = client.health()
+        say("OK /health: status=%s, version=%s" % (health.get("status"), health.get("version")))
+        if health.get("emulator"):
+            say("note: this is the local visgate emulator (placeholder media, simulated costs)")
+
+        page = client.models.list(limit=5)
+        say("OK /models: %d models returned (limit=5), total=%d" % (len(page.models), page.total_count))
+        for model in page.models:
+            say("  %s (%s, %s)" % (model.id, model.provider, model.media_type))
+
+    if health.get("status") != "ok" or not page.models:
+        say("ERROR: the API answered, but is not healthy or has no models", err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except VisgateError as exc:
+        say("ERROR %s: %s" % (type(exc).__name__, exc), err=True)
+        sys.exit(1)
