@@ -1128,8 +1128,8 @@ def _as_str(value: Any, where: str) -> str:
 def _as_int(value: Any, where: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
+    if isinstance(value, float) and value == value and abs(value) != float("inf"):
+        return round(value)  # e.g. latency_ms 12.5: a number the API meant as an integer
     raise _shape_error(where, "an integer", value)
 
 

@@ -43,3 +43,13 @@ def test_generate_reports_cache_hits(httpserver):
     assert result.cache_hit is True
     assert result.provider_cost_avoided_micro == 3000
     assert result.cost == 0.0
+
+
+def test_fractional_integers_from_the_server_are_rounded_not_fatal(httpserver):
+    # The API documents integers; a server that sends 812.6 must not break every generation.
+    httpserver.expect_request("/api/v1/images/generate", method="POST").respond_with_json(
+        {"id": "i", "images": ["http://x/a.png"], "model": "m", "provider": "fal", "cost": 0.01, "latency_ms": 812.6}
+    )
+    with client_for(httpserver) as client:
+        result = client.images.generate("m", "a cat")
+    assert result.latency_ms == 813
