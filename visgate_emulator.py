@@ -1066,6 +1066,8 @@ def _generate_answer(result: dict, call: _Call) -> dict:
         "latency_ms": result["latency_ms"],
         "resolution": {"width": result["width"], "height": result["height"]},
         "created_at": result["created_at"],
+        "cache_hit": result["cache_hit"],
+        **({"provider_cost_avoided_micro": result["avoided_micro"]} if result["cache_hit"] else {}),
     }
 
 

@@ -308,6 +308,15 @@ def test_exact_cache_hit(emu):
     assert other_size["cache_hit"] is False and other_size["images"] != first["images"]
 
 
+def test_unified_generate_reports_cache_hits(emu):
+    body = {"model": "fal-ai/flux/schnell", "prompt": "a kite over the dunes"}
+    first = post(emu, "/generate", body).json()
+    again = post(emu, "/generate", body).json()
+    assert first["cache_hit"] is False and "provider_cost_avoided_micro" not in first
+    assert again["cache_hit"] is True and again["estimated_cost_usd"] == 0
+    assert again["provider_cost_avoided_micro"] > 0 and again["images"] == first["images"]
+
+
 def test_semantic_cache_hit(emu):
     first = post(emu, "/images/generate", {"prompt": "A red fox, in the snow"}).json()
     again = post(emu, "/images/generate?include_steps=true",
