@@ -222,7 +222,7 @@ def test_generate(emu):
     result = answer.json()
     assert set(result) == {"id", "image_url", "images", "model", "provider", "mode",
                            "estimated_cost_usd", "cost_per_megapixel_usd", "latency_ms",
-                           "resolution", "created_at"}
+                           "resolution", "created_at", "cache_hit"}
     assert result["model"] == "fal-ai/flux/schnell" and result["provider"] == "fal"
     assert result["mode"] == "managed"
     assert result["image_url"] == result["images"][0]
