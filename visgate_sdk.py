@@ -90,13 +90,15 @@ __all__ = [
     "main",
 ]
 
+import _thread
+import builtins as _builtins
 import functools as _functools
+import math as _math
 import os as _os
 import sys as _sys
-import _thread
-from datetime import datetime  # a result field type: typing.get_type_hints() must resolve it
 import time as _time
 import weakref as _weakref
+from datetime import datetime  # a result field type: typing.get_type_hints() must resolve it
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -113,21 +115,19 @@ from typing import (
     Type,
     TypeVar,
     Union,
+    cast,
     overload,
 )
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; these imports are paid at run time lazily
-    from dataclasses import dataclass as _dataclass, field as _field
-    import asyncio
     import concurrent.futures
     import http.client
     import logging
     import ssl
+    from dataclasses import dataclass as _dataclass
+    from dataclasses import field as _field
 
-    if _sys.version_info >= (3, 10):
-        from typing import Concatenate, ParamSpec
-    else:
-        from typing_extensions import Concatenate, ParamSpec
+    from typing_extensions import Concatenate, ParamSpec, Self  # typing has them from 3.10 / 3.11 only
 
     _P = ParamSpec("_P")
 
@@ -315,7 +315,7 @@ class ServerError(VisgateError):
     default_message = "Server error"
 
 
-class TimeoutError(VisgateError):  # noqa: A001 - the reference client's public name
+class TimeoutError(VisgateError):  # shadows the builtin: the reference client's public name
     """No answer in time: a request timed out, or polling passed its deadline.
 
     When polling, ``request_id`` and ``last_status`` say where the job was, so it can be
@@ -330,7 +330,7 @@ class TimeoutError(VisgateError):  # noqa: A001 - the reference client's public 
         self.last_status: Optional[str] = last_status
 
 
-class ConnectionError(VisgateError):  # noqa: A001 - the reference client's public name
+class ConnectionError(VisgateError):  # shadows the builtin: the reference client's public name
     """The network failed: refused, reset, dropped, DNS, proxy, or the client was closed."""
 
     default_code = "CONNECTION_ERROR"
@@ -494,7 +494,7 @@ def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Opti
         if parsed is None:
             return None
         seconds = mktime_tz(parsed) - (_time.time() if now is None else now)
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+    if not _math.isfinite(seconds):
         return None
     return max(0.0, seconds)
 
@@ -504,7 +504,7 @@ def _retry_after_seconds(headers: Mapping[str, str]) -> Optional[float]:
     if ms:
         try:
             value = float(ms) / 1000.0
-            if value == value and 0 <= value < float("inf"):
+            if _math.isfinite(value) and value >= 0:
                 return value
         except ValueError:
             pass
@@ -539,7 +539,7 @@ class Retry:
         status_forcelist: Iterable[int] = frozenset({408, 429, 500, 502, 503, 504}),
         retry_after_statuses: Iterable[int] = frozenset({413, 429, 503}),
     ) -> None:
-        values = {
+        values: Dict[str, Any] = {
             "total": _check_int("max_retries", total, minimum=0),
             "backoff_factor": _check_number("Retry.backoff_factor", backoff_factor, minimum=0.0),
             "backoff_max": _check_number("Retry.backoff_max", backoff_max, minimum=0.0),
@@ -578,7 +578,7 @@ class Retry:
         """Sleep before retry ``retry_number`` (0-based), with jitter, capped."""
         import random
 
-        base = min(self.backoff_max, self.backoff_factor * (2 ** retry_number))
+        base = min(self.backoff_max, self.backoff_factor * 2.0 ** min(retry_number, 64))  # no float overflow
         return base * (1.0 - self.jitter * random.random())
 
     def delay_for(self, retry_number: int, status: Optional[int], headers: Mapping[str, str]) -> Optional[float]:
@@ -614,7 +614,7 @@ def _json_dumps(value: Any) -> bytes:
 
 
 def _check_number(name: str, value: Any, *, minimum: Optional[float] = None, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value == float("inf"):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and not _math.isfinite(value)):
         raise ValidationError("%s must be a finite number, got %r" % (name, value), field=name)
     if positive and value <= 0:
         raise ValidationError("%s must be > 0, got %r" % (name, value), field=name)
@@ -824,7 +824,7 @@ def _classify_os_error(exc: BaseException, origin: _Origin) -> _NetworkError:
     return _NetworkError(ConnectionError("connection to %s failed (%s: %s)" % (where, name, exc)), True)
 
 
-_TimeoutBuiltin = __builtins__["TimeoutError"] if isinstance(__builtins__, dict) else __builtins__.TimeoutError  # type: ignore[index]
+_TimeoutBuiltin = _builtins.TimeoutError
 
 
 class _Transport:
@@ -844,6 +844,7 @@ class _Transport:
         self._ssl_context: Optional["ssl.SSLContext"] = None
         self._open: "_weakref.WeakSet[http.client.HTTPConnection]" = _weakref.WeakSet()
         self.closed = False
+        self._closing = threading.Event()
 
     # -- connections -------------------------------------------------------
     def _context(self) -> "ssl.SSLContext":
@@ -892,9 +893,7 @@ class _Transport:
             return conn
         p_origin, _ = _split_proxy(proxy)
         auth = _proxy_auth_header(proxy)
-        if p_origin.scheme == "https":
-            conn = http.client.HTTPSConnection(p_origin.host, p_origin.port, timeout=timeout, context=self._context())
-        elif origin.scheme == "https":
+        if p_origin.scheme == "https" or origin.scheme == "https":
             conn = http.client.HTTPSConnection(p_origin.host, p_origin.port, timeout=timeout, context=self._context())
         else:
             conn = http.client.HTTPConnection(p_origin.host, p_origin.port, timeout=timeout)
@@ -911,6 +910,7 @@ class _Transport:
         if conn is not None and conn.sock is not None:
             return conn, True
         conn = self._connect(origin, timeout)
+        conn.response_class = _response_class()
         pool[origin] = conn
         with self._lock:
             self._open.add(conn)
@@ -921,9 +921,14 @@ class _Transport:
         if conn is not None:
             conn.close()
 
+    def pause(self, seconds: float) -> None:
+        """Sleep between attempts; ``close()`` cuts it short."""
+        self._closing.wait(seconds)
+
     def close(self) -> None:
         """Close every connection, including those in use by other threads."""
         self.closed = True
+        self._closing.set()
         with self._lock:
             conns = list(self._open)
             self._open = _weakref.WeakSet()
@@ -1038,6 +1043,24 @@ class _Transport:
         return b"".join(chunks)
 
 
+@_functools.cache
+def _response_class() -> Type["http.client.HTTPResponse"]:
+    import http.client
+
+    class _HTTPResponse(http.client.HTTPResponse):
+        """Skips every informational answer (102, 103 Early Hints...), not only 100 Continue.
+
+        http.client would take a 103 for the answer and leave the real one in the keep-alive
+        connection, where the next call would read it as its own.
+        """
+
+        def _read_status(self) -> Tuple[str, int, str]:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            return version, (100 if 100 < status < 200 and status != 101 else status), reason
+
+    return _HTTPResponse
+
+
 def _too_large(limit: int, sink: Optional["_BinaryFile"]) -> VisgateError:
     cls = DownloadError if sink is not None else InvalidResponseError
     return cls("response is larger than the limit of %d bytes" % limit, error_code="RESPONSE_TOO_LARGE")
@@ -1057,11 +1080,17 @@ def _is_stale_connection(exc: BaseException) -> bool:
 def _split_proxy(proxy: str) -> Tuple[_Origin, str]:
     from urllib.parse import urlsplit
 
-    parts = urlsplit(proxy)
+    try:  # never echo the URL: it may hold the proxy's password
+        parts = urlsplit(proxy)
+        port = parts.port
+    except ValueError:
+        raise ConnectionError("the proxy URL from the environment is not a valid URL", error_code="INVALID_PROXY") from None
     scheme = parts.scheme or "http"
-    if scheme not in ("http", "https") or not parts.hostname:
+    if scheme not in ("http", "https"):
         raise ConnectionError("unsupported proxy URL scheme %r (http and https proxies are supported)" % scheme)
-    port = parts.port or (443 if scheme == "https" else 80)
+    if not parts.hostname:
+        raise ConnectionError("the proxy URL from the environment has no host", error_code="INVALID_PROXY")
+    port = port or (443 if scheme == "https" else 80)
     return _Origin(scheme, parts.hostname, port), parts.path
 
 
@@ -1090,7 +1119,7 @@ def _log(level: str, msg: str, *args: Any) -> None:
     getattr(logger, level)(msg, *args)
 
 
-@_functools.lru_cache(maxsize=None)
+@_functools.cache
 def _logger() -> "logging.Logger":
     import logging
 
@@ -1128,7 +1157,7 @@ def _as_str(value: Any, where: str) -> str:
 def _as_int(value: Any, where: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, float) and value == value and abs(value) != float("inf"):
+    if isinstance(value, float) and _math.isfinite(value):
         return round(value)  # e.g. latency_ms 12.5: a number the API meant as an integer
     raise _shape_error(where, "an integer", value)
 
@@ -2071,7 +2100,7 @@ def _to_async(method: "Callable[Concatenate[Any, _P], _R]") -> "Callable[Concate
     async def call(self: Any, *args: Any, **kwargs: Any) -> Any:
         return await self._run(getattr(self._sync, name), *args, **kwargs)
 
-    return call
+    return cast("Callable[Concatenate[Any, _P], Awaitable[_R]]", call)
 
 
 def _to_async_job(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -2315,7 +2344,7 @@ class Client:
         idempotency_key: Optional[str] = None,
     ) -> GenerateResult:
         """Generate an image in one call (``POST /generate``)."""
-        body = {"prompt": _check_str("prompt", prompt), "model": _check_str("model", model)}
+        body: Dict[str, Any] = {"prompt": _check_str("prompt", prompt), "model": _check_str("model", model)}
         if params is not None:
             if not isinstance(params, Mapping):
                 raise ValidationError("params must be a dict, got %s" % type(params).__name__, field="params")
@@ -2389,10 +2418,10 @@ class Client:
         """Close all connections; calls still running fail with ``ConnectionError``."""
         self._transport.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -2486,7 +2515,7 @@ class Client:
                     if attempt:
                         error.message += " (after %d attempts)" % (attempt + 1)
                     raise error from None
-                delay: Optional[float] = retry.backoff(attempt)
+                delay = retry.backoff(attempt)
                 _log("info", "%s %s%s failed (%s); retry %d in %.2fs", method, origin.netloc, target, error.error_code, attempt + 1, delay)
             else:
                 _log("debug", "%s %s%s -> %d in %.0f ms", method, origin.netloc, target, resp.status, 1000 * (_time.monotonic() - started))
@@ -2508,11 +2537,12 @@ class Client:
                     return resp
                 if _is_provider_failure(resp):  # the provider said no; a retry would bill a failed run again
                     return resp
-                delay = retry.delay_for(attempt, status, resp.headers)
-                if delay is None:  # the server asks for a longer wait than we may sleep
+                hinted = retry.delay_for(attempt, status, resp.headers)
+                if hinted is None:  # the server asks for a longer wait than we may sleep
                     return resp
+                delay = hinted
                 _log("info", "%s %s%s -> %d; retry %d in %.2fs", method, origin.netloc, target, status, attempt + 1, delay)
-            _time.sleep(delay)
+            self._transport.pause(delay)
             attempt += 1
 
 
@@ -2524,7 +2554,10 @@ def _resolve_redirect(origin: _Origin, target: str, location: str) -> Tuple[_Ori
     from urllib.parse import urljoin
 
     current = "%s://%s%s" % (origin.scheme, origin.netloc, target)
-    new_origin, new_target = _split_url(urljoin(current, location.strip()), "redirect location")
+    try:
+        new_origin, new_target = _split_url(urljoin(current, location.strip()), "redirect location")
+    except ValueError:  # ValidationError included: the server's fault, not the caller's
+        raise InvalidResponseError("the server redirected to an invalid location", error_code="INVALID_REDIRECT") from None
     if origin.scheme == "https" and new_origin.scheme == "http":
         raise TLSError("refusing to follow a redirect from https to http (%s)" % new_origin.netloc, error_code="INSECURE_REDIRECT")
     return new_origin, new_target
@@ -2631,10 +2664,10 @@ class AsyncClient:
         if pool is not None:
             pool.shutdown(wait=False)
 
-    async def __aenter__(self) -> "AsyncClient":
+    async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     def __repr__(self) -> str:

@@ -110,7 +110,8 @@ class FakeTime:
 
 @pytest.fixture
 def fake_time(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
-    """Make the SDK's sleeps instant and recorded in ``fake_time.sleeps``."""
+    """Make the SDK's sleeps (polling and retry backoff) instant and recorded in ``fake_time.sleeps``."""
     fake = FakeTime()
     monkeypatch.setattr(visgate_sdk, "_time", fake)
+    monkeypatch.setattr(visgate_sdk._Transport, "pause", lambda self, seconds: fake.sleep(seconds))
     return fake
