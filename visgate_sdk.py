@@ -692,12 +692,14 @@ def _query(params: Mapping[str, Any]) -> str:
 class _Origin:
     """scheme, host and port: what a connection, and credentials, belong to."""
 
-    __slots__ = ("scheme", "host", "port")
+    __slots__ = ("scheme", "host", "port", "netloc")
 
     def __init__(self, scheme: str, host: str, port: int) -> None:
         self.scheme = scheme
         self.host = host
         self.port = port
+        bracketed = "[%s]" % host if ":" in host else host
+        self.netloc = bracketed if port == (443 if scheme == "https" else 80) else "%s:%d" % (bracketed, port)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _Origin) and (self.scheme, self.host, self.port) == (other.scheme, other.host, other.port)
@@ -708,11 +710,6 @@ class _Origin:
     def __repr__(self) -> str:
         return "_Origin(%r, %r, %r)" % (self.scheme, self.host, self.port)
 
-    @property
-    def netloc(self) -> str:
-        host = "[%s]" % self.host if ":" in self.host else self.host
-        default = 443 if self.scheme == "https" else 80
-        return host if self.port == default else "%s:%d" % (host, self.port)
 
 
 def _split_url(url: str, what: str = "base_url") -> Tuple[_Origin, str]:
@@ -1013,18 +1010,21 @@ class _Transport:
         sock: Any = None,
     ) -> bytes:
         length = resp.getheader("content-length")
-        if length is not None and length.isdigit() and int(length) > max_bytes:
+        expected = int(length) if length is not None and length.isdigit() else None
+        if expected is not None and expected > max_bytes:
             raise _NetworkError(_too_large(max_bytes, sink), False)
         chunks: List[bytes] = []
         total = 0
-        while True:
+        wait = sock.gettimeout() if sock is not None else None
+        while expected is None or total < expected:
             # read1: return what has arrived instead of waiting for a full 64 KiB, and never
-            # wait past the deadline, so a body that trickles in cannot outlast the timeout.
+            # wait (much) past the deadline, so a body that trickles in cannot outlast the timeout.
             remaining = deadline - _time.monotonic()
             if remaining <= 0:
                 raise _NetworkError(TimeoutError("response body still arriving when the timeout ran out"), True)
-            if sock is not None:
+            if sock is not None and (wait is None or remaining < 0.9 * wait):
                 sock.settimeout(remaining)
+                wait = remaining
             chunk = resp.read1(65536)
             if not chunk:
                 break
@@ -1037,7 +1037,7 @@ class _Transport:
                 chunks.append(chunk)
             if _time.monotonic() > deadline:
                 raise _NetworkError(TimeoutError("response body still arriving when the timeout ran out"), True)
-        if length is not None and length.isdigit() and total != int(length):
+        if expected is not None and total != expected:
             raise _NetworkError(ConnectionError("response cut short: %d of %s bytes" % (total, length)), True)
         resp.close()  # read1 does not mark a complete body as done; the connection is reusable
         return b"".join(chunks)
@@ -1111,9 +1111,12 @@ def _proxy_auth_header(proxy: str) -> Dict[str, str]:
 ###############################################################################
 
 
+_ENV_LOG = _os.environ.get("VISGATE_LOG", "")
+
+
 def _log(level: str, msg: str, *args: Any) -> None:
     # logging costs ~4 ms to import; if nobody imported it, nobody configured a handler either.
-    if "logging" not in _sys.modules and not _os.environ.get("VISGATE_LOG"):
+    if not _ENV_LOG and "logging" not in _sys.modules:
         return
     logger = _logger()
     getattr(logger, level)(msg, *args)
@@ -1124,7 +1127,7 @@ def _logger() -> "logging.Logger":
     import logging
 
     logger = logging.getLogger("visgate_sdk")
-    wanted = _os.environ.get("VISGATE_LOG", "").strip().upper()
+    wanted = _ENV_LOG.strip().upper()
     if wanted in ("DEBUG", "INFO", "WARNING", "ERROR"):
         logger.setLevel(wanted)
         if not logger.handlers:
