@@ -974,7 +974,8 @@ class _Transport:
                 with self._lock:  # a concurrent close() either sees this socket, or we see it closed
                     if self.closed:
                         raise _NetworkError(ConnectionError("the client was closed during the request"), False)
-                conn.sock.settimeout(timeout)
+                if conn.sock.gettimeout() != timeout:  # settimeout is a system call; most calls reuse it
+                    conn.sock.settimeout(timeout)
                 proxy_headers = getattr(conn, "_visgate_proxy_headers", None)
                 if proxy_headers is not None:
                     send_target = "%s://%s%s" % (origin.scheme, origin.netloc, target)
@@ -2493,7 +2494,7 @@ class Client:
             if qs:
                 target += "?" + qs
         resp = self._send_with_retries(method, self._origin, target, all_headers, data, t)
-        return _decode(resp, method, self._secrets())
+        return _decode(resp, method, self._secrets)
 
     def _send_with_retries(
         self,
@@ -2566,9 +2567,10 @@ def _resolve_redirect(origin: _Origin, target: str, location: str) -> Tuple[_Ori
     return new_origin, new_target
 
 
-def _decode(resp: _Response, method: str, secrets: Tuple[str, ...]) -> Any:
+def _decode(resp: _Response, method: str, secrets: Callable[[], Tuple[str, ...]]) -> Any:
+    """The JSON of a 2xx answer, or the typed error; ``secrets()`` (only on failure) lists what to redact."""
     if resp.status >= 300:
-        raise _error_from_response(resp.status, resp.headers, resp.body, secrets)
+        raise _error_from_response(resp.status, resp.headers, resp.body, secrets())
     if resp.status == 204 or (not resp.body and method == "DELETE"):
         return {}
     if not resp.body:
@@ -2576,7 +2578,7 @@ def _decode(resp: _Response, method: str, secrets: Tuple[str, ...]) -> Any:
     try:
         return _json_loads(resp.body)
     except ValueError:
-        snippet = _snippet(resp.body, 120, secrets)
+        snippet = _snippet(resp.body, 120, secrets())
         kind = resp.headers.get("content-type", "no content type")
         raise InvalidResponseError(
             "expected JSON, got %s (HTTP %d): %r" % (kind, resp.status, snippet), status_code=resp.status
