@@ -146,6 +146,18 @@ if TYPE_CHECKING:  # pragma: no cover - typing only; these imports are paid at r
         timeout: Optional[float]
         idempotency_key: Optional[str]
 
+    class _ClientOptions(TypedDict, total=False):
+        base_url: Optional[str]
+        timeout: float
+        max_retries: Union[int, "Retry"]
+        fal_key: Optional[str]
+        replicate_key: Optional[str]
+        runway_key: Optional[str]
+        verify: Union[bool, str, ssl.SSLContext]
+        trust_env: bool
+        default_headers: Optional[Mapping[str, str]]
+        max_response_bytes: int
+
     class _VideoOptions(TypedDict, total=False):
         image_url: Optional[str]
         duration_seconds: float
@@ -2597,10 +2609,11 @@ class AsyncClient:
         api_key: Optional[str] = None,
         *,
         max_concurrency: int = _DEFAULT_MAX_CONCURRENCY,
-        **kwargs: Any,
+        **options: "Unpack[_ClientOptions]",
     ) -> None:
+        """Takes ``Client``'s arguments, plus ``max_concurrency``."""
         self._max_concurrency = _check_int("max_concurrency", max_concurrency, minimum=1)
-        self._sync = Client(api_key, **kwargs)
+        self._sync = Client(api_key, **options)
         self._pool: Optional["concurrent.futures.ThreadPoolExecutor"] = None
         self._pool_lock = _thread.allocate_lock()
         sync = self._sync
