@@ -119,34 +119,22 @@ from typing import (
     overload,
 )
 
-if TYPE_CHECKING:  # pragma: no cover - typing only; these imports are paid at run time lazily
+if TYPE_CHECKING:  # typing only: at run time each module is imported where it is first needed
     import concurrent.futures
     import http.client
     import logging
     import ssl
     from dataclasses import dataclass as _dataclass
     from dataclasses import field as _field
+    from typing import Literal, TypedDict
 
-    from typing_extensions import Concatenate, ParamSpec, Self  # typing has them from 3.10 / 3.11 only
+    from typing_extensions import Concatenate, ParamSpec, Self, Unpack  # in typing from 3.10-3.12 only
 
     _P = ParamSpec("_P")
 
-    from typing import Literal, TypedDict
-
-    from typing_extensions import Unpack
-
-    class _ImageOptions(TypedDict, total=False):
-        negative_prompt: Optional[str]
-        width: int
-        height: int
-        num_images: int
-        seed: Optional[int]
-        params: Optional[Dict[str, Any]]
-        include_steps: bool
-        timeout: Optional[float]
-        idempotency_key: Optional[str]
-
     class _ClientOptions(TypedDict, total=False):
+        """``Client``'s keyword arguments, which ``AsyncClient`` passes on."""
+
         base_url: Optional[str]
         timeout: float
         max_retries: Union[int, "Retry"]
@@ -158,13 +146,29 @@ if TYPE_CHECKING:  # pragma: no cover - typing only; these imports are paid at r
         default_headers: Optional[Mapping[str, str]]
         max_response_bytes: int
 
+    class _ImageOptions(TypedDict, total=False):
+        """``images.generate()``'s keyword arguments besides ``wait``, for its overloads."""
+
+        negative_prompt: Optional[str]
+        width: int
+        height: int
+        num_images: int
+        seed: Optional[int]
+        params: Optional[Dict[str, Any]]
+        include_steps: bool
+        timeout: Optional[float]
+        idempotency_key: Optional[str]
+
     class _VideoOptions(TypedDict, total=False):
+        """``videos.generate()``'s keyword arguments besides ``wait``, for its overloads."""
+
         image_url: Optional[str]
         duration_seconds: float
         skip_gcs_upload: bool
         params: Optional[Dict[str, Any]]
         timeout: Optional[float]
         idempotency_key: Optional[str]
+
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -386,105 +390,6 @@ _EXCEPTION_NAMES = (
     "InvalidResponseError",
     "DownloadError",
 )
-
-_STATUS_ERRORS: Dict[int, Type[VisgateError]] = {
-    400: ValidationError,
-    401: AuthenticationError,
-    403: PermissionDeniedError,
-    404: NotFoundError,
-    408: TimeoutError,
-    409: ConflictError,
-    422: ValidationError,
-    429: RateLimitError,
-}
-
-
-def _redact(text: str, secrets: Tuple[str, ...]) -> str:
-    for secret in secrets:
-        if secret and secret in text:
-            text = text.replace(secret, "***")
-    return text
-
-
-def _redact_all(value: Any, secrets: Tuple[str, ...]) -> Any:
-    """``value`` (decoded JSON) with every secret replaced, at any depth."""
-    if isinstance(value, str):
-        return _redact(value, secrets)
-    if isinstance(value, dict):
-        return {_redact_all(k, secrets): _redact_all(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact_all(v, secrets) for v in value]
-    return value
-
-
-def _snippet(body: bytes, limit: int, secrets: Tuple[str, ...]) -> str:
-    """The start of ``body`` as text; secrets are redacted before the cut, so no half key survives."""
-    return _redact(body[: 4 * limit + 4096].decode("utf-8", "replace"), secrets)[:limit]
-
-
-def _error_from_response(
-    status: int, headers: Mapping[str, str], body: bytes, secrets: Tuple[str, ...] = ()
-) -> VisgateError:
-    """Map one HTTP error response to the exception a caller branches on."""
-    payload: Any = None
-    if body:
-        try:
-            payload = _json_loads(body)
-        except ValueError:
-            payload = None
-    code: Optional[str] = None
-    message: Optional[str] = None
-    details: Dict[str, Any] = {}
-    field_name: Optional[str] = None
-    if isinstance(payload, dict):
-        err = payload.get("error")
-        if isinstance(err, dict):  # {"error": {"code": ..., "message": ...}} as some proxies answer
-            code = err.get("code") or err.get("type")
-            message = err["message"] if isinstance(err.get("message"), str) else None
-        elif isinstance(err, str):
-            code = err
-        if isinstance(payload.get("message"), str):
-            message = payload["message"]
-        if isinstance(payload.get("details"), dict):
-            details = payload["details"]
-        detail = payload.get("detail")
-        if message is None and isinstance(detail, str):
-            message = detail
-        elif isinstance(detail, list) and detail:  # FastAPI-style validation list
-            first = detail[0] if isinstance(detail[0], dict) else {}
-            loc = first.get("loc")
-            if isinstance(loc, list) and loc:
-                field_name = str(loc[-1])
-            message = message or "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail)
-        if isinstance(details.get("field"), str):
-            field_name = details["field"]
-    if message is None:
-        snippet = _snippet(body, 200, secrets).strip()
-        kind = headers.get("content-type", "no content type")
-        message = "HTTP %d (%s)%s" % (status, kind, ": " + snippet if snippet else ", empty body")
-    # A server may echo a key back: nothing shown to the user keeps it.
-    message = _redact(message, secrets)
-    code = _redact(code, secrets) if isinstance(code, str) and code else None
-    field_name = _redact(field_name, secrets) if field_name is not None else None
-    try:
-        details = _redact_all(details, secrets)
-    except RecursionError:  # absurdly deep details: drop them rather than fail
-        details = {}
-    kwargs: Dict[str, Any] = {"status_code": status, "request_id": headers.get("x-request-id"), "details": details}
-    if code:
-        kwargs["error_code"] = code
-    if (code and "PROVIDER" in code.upper()) or (status == 502 and "provider" in details):
-        return ProviderError(message, provider=str(details.get("provider", "unknown")), **kwargs)
-    cls = _STATUS_ERRORS.get(status)
-    if cls is ValidationError:
-        return ValidationError(message, field=field_name, **kwargs)
-    if cls is RateLimitError:
-        return RateLimitError(message, retry_after=_retry_after_seconds(headers), **kwargs)
-    if cls is not None:
-        return cls(message, **kwargs)
-    if status >= 500:
-        return ServerError(message, **kwargs)
-    return VisgateError(message, **kwargs)
 
 
 ###############################################################################
@@ -721,7 +626,6 @@ class _Origin:
 
     def __repr__(self) -> str:
         return "_Origin(%r, %r, %r)" % (self.scheme, self.host, self.port)
-
 
 
 def _split_url(url: str, what: str = "base_url") -> Tuple[_Origin, str]:
@@ -1117,6 +1021,143 @@ def _proxy_auth_header(proxy: str) -> Dict[str, str]:
 
     token = "%s:%s" % (unquote(parts.username), unquote(parts.password or ""))
     return {"Proxy-Authorization": "Basic " + base64.b64encode(token.encode("utf-8")).decode("ascii")}
+
+
+# -- answers: JSON, or the typed error ------------------------------------------
+
+_STATUS_ERRORS: Dict[int, Type[VisgateError]] = {
+    400: ValidationError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    408: TimeoutError,
+    409: ConflictError,
+    422: ValidationError,
+    429: RateLimitError,
+}
+
+
+def _redact(text: str, secrets: Tuple[str, ...]) -> str:
+    for secret in secrets:
+        if secret and secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _redact_all(value: Any, secrets: Tuple[str, ...]) -> Any:
+    """``value`` (decoded JSON) with every secret replaced, at any depth."""
+    if isinstance(value, str):
+        return _redact(value, secrets)
+    if isinstance(value, dict):
+        return {_redact_all(k, secrets): _redact_all(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_all(v, secrets) for v in value]
+    return value
+
+
+def _snippet(body: bytes, limit: int, secrets: Tuple[str, ...]) -> str:
+    """The start of ``body`` as text; secrets are redacted before the cut, so no half key survives."""
+    return _redact(body[: 4 * limit + 4096].decode("utf-8", "replace"), secrets)[:limit]
+
+
+def _error_from_response(
+    status: int, headers: Mapping[str, str], body: bytes, secrets: Tuple[str, ...] = ()
+) -> VisgateError:
+    """Map one HTTP error response to the exception a caller branches on."""
+    payload: Any = None
+    if body:
+        try:
+            payload = _json_loads(body)
+        except ValueError:
+            payload = None
+    code: Optional[str] = None
+    message: Optional[str] = None
+    details: Dict[str, Any] = {}
+    field_name: Optional[str] = None
+    if isinstance(payload, dict):
+        err = payload.get("error")
+        if isinstance(err, dict):  # {"error": {"code": ..., "message": ...}} as some proxies answer
+            code = err.get("code") or err.get("type")
+            message = err["message"] if isinstance(err.get("message"), str) else None
+        elif isinstance(err, str):
+            code = err
+        if isinstance(payload.get("message"), str):
+            message = payload["message"]
+        if isinstance(payload.get("details"), dict):
+            details = payload["details"]
+        detail = payload.get("detail")
+        if message is None and isinstance(detail, str):
+            message = detail
+        elif isinstance(detail, list) and detail:  # FastAPI-style validation list
+            first = detail[0] if isinstance(detail[0], dict) else {}
+            loc = first.get("loc")
+            if isinstance(loc, list) and loc:
+                field_name = str(loc[-1])
+            message = message or "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail)
+        if isinstance(details.get("field"), str):
+            field_name = details["field"]
+    if message is None:
+        snippet = _snippet(body, 200, secrets).strip()
+        kind = headers.get("content-type", "no content type")
+        message = "HTTP %d (%s)%s" % (status, kind, ": " + snippet if snippet else ", empty body")
+    # A server may echo a key back: nothing shown to the user keeps it.
+    message = _redact(message, secrets)
+    code = _redact(code, secrets) if isinstance(code, str) and code else None
+    field_name = _redact(field_name, secrets) if field_name is not None else None
+    try:
+        details = _redact_all(details, secrets)
+    except RecursionError:  # absurdly deep details: drop them rather than fail
+        details = {}
+    kwargs: Dict[str, Any] = {"status_code": status, "request_id": headers.get("x-request-id"), "details": details}
+    if code:
+        kwargs["error_code"] = code
+    if (code and "PROVIDER" in code.upper()) or (status == 502 and "provider" in details):
+        return ProviderError(message, provider=str(details.get("provider", "unknown")), **kwargs)
+    cls = _STATUS_ERRORS.get(status)
+    if cls is ValidationError:
+        return ValidationError(message, field=field_name, **kwargs)
+    if cls is RateLimitError:
+        return RateLimitError(message, retry_after=_retry_after_seconds(headers), **kwargs)
+    if cls is not None:
+        return cls(message, **kwargs)
+    if status >= 500:
+        return ServerError(message, **kwargs)
+    return VisgateError(message, **kwargs)
+
+
+def _is_provider_failure(resp: _Response) -> bool:
+    return isinstance(_error_from_response(resp.status, resp.headers, resp.body), ProviderError)
+
+
+def _resolve_redirect(origin: _Origin, target: str, location: str) -> Tuple[_Origin, str]:
+    from urllib.parse import urljoin
+
+    current = "%s://%s%s" % (origin.scheme, origin.netloc, target)
+    try:
+        new_origin, new_target = _split_url(urljoin(current, location.strip()), "redirect location")
+    except ValueError:  # ValidationError included: the server's fault, not the caller's
+        raise InvalidResponseError("the server redirected to an invalid location", error_code="INVALID_REDIRECT") from None
+    if origin.scheme == "https" and new_origin.scheme == "http":
+        raise TLSError("refusing to follow a redirect from https to http (%s)" % new_origin.netloc, error_code="INSECURE_REDIRECT")
+    return new_origin, new_target
+
+
+def _decode(resp: _Response, method: str, secrets: Callable[[], Tuple[str, ...]]) -> Any:
+    """The JSON of a 2xx answer, or the typed error; ``secrets()`` (only on failure) lists what to redact."""
+    if resp.status >= 300:
+        raise _error_from_response(resp.status, resp.headers, resp.body, secrets())
+    if resp.status == 204 or (not resp.body and method == "DELETE"):
+        return {}
+    if not resp.body:
+        raise InvalidResponseError("empty response body (HTTP %d)" % resp.status, status_code=resp.status)
+    try:
+        return _json_loads(resp.body)
+    except ValueError:
+        snippet = _snippet(resp.body, 120, secrets())
+        kind = resp.headers.get("content-type", "no content type")
+        raise InvalidResponseError(
+            "expected JSON, got %s (HTTP %d): %r" % (kind, resp.status, snippet), status_code=resp.status
+        ) from None
 
 
 ###############################################################################
@@ -2560,41 +2601,6 @@ class Client:
                 _log("info", "%s %s%s -> %d; retry %d in %.2fs", method, origin.netloc, target, status, attempt + 1, delay)
             self._transport.pause(delay)
             attempt += 1
-
-
-def _is_provider_failure(resp: _Response) -> bool:
-    return isinstance(_error_from_response(resp.status, resp.headers, resp.body), ProviderError)
-
-
-def _resolve_redirect(origin: _Origin, target: str, location: str) -> Tuple[_Origin, str]:
-    from urllib.parse import urljoin
-
-    current = "%s://%s%s" % (origin.scheme, origin.netloc, target)
-    try:
-        new_origin, new_target = _split_url(urljoin(current, location.strip()), "redirect location")
-    except ValueError:  # ValidationError included: the server's fault, not the caller's
-        raise InvalidResponseError("the server redirected to an invalid location", error_code="INVALID_REDIRECT") from None
-    if origin.scheme == "https" and new_origin.scheme == "http":
-        raise TLSError("refusing to follow a redirect from https to http (%s)" % new_origin.netloc, error_code="INSECURE_REDIRECT")
-    return new_origin, new_target
-
-
-def _decode(resp: _Response, method: str, secrets: Callable[[], Tuple[str, ...]]) -> Any:
-    """The JSON of a 2xx answer, or the typed error; ``secrets()`` (only on failure) lists what to redact."""
-    if resp.status >= 300:
-        raise _error_from_response(resp.status, resp.headers, resp.body, secrets())
-    if resp.status == 204 or (not resp.body and method == "DELETE"):
-        return {}
-    if not resp.body:
-        raise InvalidResponseError("empty response body (HTTP %d)" % resp.status, status_code=resp.status)
-    try:
-        return _json_loads(resp.body)
-    except ValueError:
-        snippet = _snippet(resp.body, 120, secrets())
-        kind = resp.headers.get("content-type", "no content type")
-        raise InvalidResponseError(
-            "expected JSON, got %s (HTTP %d): %r" % (kind, resp.status, snippet), status_code=resp.status
-        ) from None
 
 
 class AsyncClient:
