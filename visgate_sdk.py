@@ -126,6 +126,7 @@ if TYPE_CHECKING:  # typing only: at run time each module is imported where it i
     import ssl
     from dataclasses import dataclass as _dataclass
     from dataclasses import field as _field
+    from typing import BinaryIO as _BinaryFile
     from typing import Literal, TypedDict
 
     from typing_extensions import Concatenate, ParamSpec, Self, Unpack  # in typing from 3.10-3.12 only
@@ -175,7 +176,7 @@ _R = TypeVar("_R")
 
 
 ###############################################################################
-# Constants ###################################################################
+# Constants and logging #######################################################
 ###############################################################################
 
 DEFAULT_BASE_URL = "https://visgateai.com/api/v1"
@@ -191,6 +192,34 @@ _PERIODS = ("day", "week", "month", "year")
 # Header name -> constructor keyword for the user's own provider keys (BYOK).
 _BYOK_HEADERS = (("X-Fal-Key", "fal_key"), ("X-Replicate-Key", "replicate_key"), ("X-Runway-Key", "runway_key"))
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization"} | {h.lower() for h, _ in _BYOK_HEADERS})
+
+
+# -- logging: the "visgate_sdk" logger, never with secrets ---------------------------
+
+_ENV_LOG = _os.environ.get("VISGATE_LOG", "")
+
+
+def _log(level: str, msg: str, *args: Any) -> None:
+    # logging costs ~4 ms to import; if nobody imported it, nobody configured a handler either.
+    if not _ENV_LOG and "logging" not in _sys.modules:
+        return
+    logger = _logger()
+    getattr(logger, level)(msg, *args)
+
+
+@_functools.cache
+def _logger() -> "logging.Logger":
+    import logging
+
+    logger = logging.getLogger("visgate_sdk")
+    wanted = _ENV_LOG.strip().upper()
+    if wanted in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        logger.setLevel(wanted)
+        if not logger.handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+            logger.addHandler(handler)
+    return logger
 
 
 ###############################################################################
@@ -392,6 +421,56 @@ _EXCEPTION_NAMES = (
 )
 
 
+# -- arguments are checked before anything is sent ----------------------------------
+
+def _check_number(name: str, value: Any, *, minimum: Optional[float] = None, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and not _math.isfinite(value)):
+        raise ValidationError("%s must be a finite number, got %r" % (name, value), field=name)
+    if positive and value <= 0:
+        raise ValidationError("%s must be > 0, got %r" % (name, value), field=name)
+    if minimum is not None and value < minimum:
+        raise ValidationError("%s must be >= %s, got %r" % (name, minimum, value), field=name)
+    return float(value)
+
+
+def _check_int(name: str, value: Any, *, minimum: Optional[int] = None, maximum: Optional[int] = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError("%s must be an int, got %s" % (name, type(value).__name__), field=name)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        bounds = "between %s and %s" % (minimum, maximum) if maximum is not None else ">= %s" % minimum
+        raise ValidationError("%s must be %s, got %d" % (name, bounds, value), field=name)
+    return value
+
+
+def _check_str(name: str, value: Any, *, optional: bool = False) -> Optional[str]:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("%s must be a non-empty string, got %r" % (name, value), field=name)
+    return value
+
+
+_HEADER_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _check_header_value(name: str, value: str) -> str:
+    # http.client raises a bare ValueError on line breaks and UnicodeEncodeError past Latin-1,
+    # and servers' parsers split lines on other control characters too (\x0b, \x0c, \x85).
+    # The value may be a secret, so never echo it.
+    if not isinstance(value, str) or any(c != "\t" and (c < " " or "\x7f" <= c <= "\x9f" or c > "\xff") for c in value):
+        raise ValidationError(
+            "header %s must be a string of printable Latin-1 characters, without line breaks or control characters" % name,
+            field=name,
+        )
+    return value.strip(" \t")  # surrounding whitespace is not part of a header value (RFC 9110)
+
+
+def _check_choice(name: str, value: Any, choices: Tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValidationError("%s must be one of %s, got %r" % (name, ", ".join(choices), value), field=name)
+    return str(value)
+
+
 ###############################################################################
 # Retry policy ################################################################
 ###############################################################################
@@ -530,54 +609,6 @@ def _json_dumps(value: Any) -> bytes:
         raise ValidationError("request body is not JSON-serialisable: %s" % exc, field="params") from None
 
 
-def _check_number(name: str, value: Any, *, minimum: Optional[float] = None, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and not _math.isfinite(value)):
-        raise ValidationError("%s must be a finite number, got %r" % (name, value), field=name)
-    if positive and value <= 0:
-        raise ValidationError("%s must be > 0, got %r" % (name, value), field=name)
-    if minimum is not None and value < minimum:
-        raise ValidationError("%s must be >= %s, got %r" % (name, minimum, value), field=name)
-    return float(value)
-
-
-def _check_int(name: str, value: Any, *, minimum: Optional[int] = None, maximum: Optional[int] = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError("%s must be an int, got %s" % (name, type(value).__name__), field=name)
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        bounds = "between %s and %s" % (minimum, maximum) if maximum is not None else ">= %s" % minimum
-        raise ValidationError("%s must be %s, got %d" % (name, bounds, value), field=name)
-    return value
-
-
-def _check_str(name: str, value: Any, *, optional: bool = False) -> Optional[str]:
-    if value is None and optional:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError("%s must be a non-empty string, got %r" % (name, value), field=name)
-    return value
-
-
-_HEADER_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-
-
-def _check_header_value(name: str, value: str) -> str:
-    # http.client raises a bare ValueError on line breaks and UnicodeEncodeError past Latin-1,
-    # and servers' parsers split lines on other control characters too (\x0b, \x0c, \x85).
-    # The value may be a secret, so never echo it.
-    if not isinstance(value, str) or any(c != "\t" and (c < " " or "\x7f" <= c <= "\x9f" or c > "\xff") for c in value):
-        raise ValidationError(
-            "header %s must be a string of printable Latin-1 characters, without line breaks or control characters" % name,
-            field=name,
-        )
-    return value.strip(" \t")  # surrounding whitespace is not part of a header value (RFC 9110)
-
-
-def _check_choice(name: str, value: Any, choices: Tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValidationError("%s must be one of %s, got %r" % (name, ", ".join(choices), value), field=name)
-    return str(value)
-
-
 def _path_segment(name: str, value: Any, *, keep_slashes: bool = False) -> str:
     """Escape a path parameter so it stays inside its route (no ``..``, no ``?`` or ``#``)."""
     from urllib.parse import quote
@@ -690,10 +721,6 @@ def _proxy_for(origin: _Origin, env: Mapping[str, str]) -> Optional[str]:
         if host == name or host.endswith("." + name):
             return None
     return proxy if "://" in proxy else "http://" + proxy
-
-
-if TYPE_CHECKING:
-    from typing import BinaryIO as _BinaryFile
 
 
 class _Response:
@@ -1158,37 +1185,6 @@ def _decode(resp: _Response, method: str, secrets: Callable[[], Tuple[str, ...]]
         raise InvalidResponseError(
             "expected JSON, got %s (HTTP %d): %r" % (kind, resp.status, snippet), status_code=resp.status
         ) from None
-
-
-###############################################################################
-# Logging: the "visgate_sdk" logger, never with secrets ##########################
-###############################################################################
-
-
-_ENV_LOG = _os.environ.get("VISGATE_LOG", "")
-
-
-def _log(level: str, msg: str, *args: Any) -> None:
-    # logging costs ~4 ms to import; if nobody imported it, nobody configured a handler either.
-    if not _ENV_LOG and "logging" not in _sys.modules:
-        return
-    logger = _logger()
-    getattr(logger, level)(msg, *args)
-
-
-@_functools.cache
-def _logger() -> "logging.Logger":
-    import logging
-
-    logger = logging.getLogger("visgate_sdk")
-    wanted = _ENV_LOG.strip().upper()
-    if wanted in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        logger.setLevel(wanted)
-        if not logger.handlers:
-            handler = logging.StreamHandler()
-            handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-            logger.addHandler(handler)
-    return logger
 
 
 ###############################################################################
