@@ -119,7 +119,9 @@ from typing import (
     overload,
 )
 
-if TYPE_CHECKING:  # typing only: at run time each module is imported where it is first needed
+# Typing only: at run time each module is imported where it is first needed. Standard library
+# only, for type checkers too: Concatenate, ParamSpec, Self and Unpack are in typing from 3.11.
+if TYPE_CHECKING:
     import concurrent.futures
     import http.client
     import logging
@@ -127,9 +129,7 @@ if TYPE_CHECKING:  # typing only: at run time each module is imported where it i
     from dataclasses import dataclass as _dataclass
     from dataclasses import field as _field
     from typing import BinaryIO as _BinaryFile
-    from typing import Literal, TypedDict
-
-    from typing_extensions import Concatenate, ParamSpec, Self, Unpack  # in typing from 3.10-3.12 only
+    from typing import Concatenate, Literal, ParamSpec, Self, TypedDict, Unpack
 
     _P = ParamSpec("_P")
 
