@@ -403,21 +403,9 @@ class DownloadError(VisgateError):
     default_message = "Download failed"
 
 
-_EXCEPTION_NAMES = (
-    "VisgateError",
-    "AuthenticationError",
-    "PermissionDeniedError",
-    "NotFoundError",
-    "ConflictError",
-    "ValidationError",
-    "RateLimitError",
-    "ProviderError",
-    "ServerError",
-    "TimeoutError",
-    "ConnectionError",
-    "TLSError",
-    "InvalidResponseError",
-    "DownloadError",
+# The errors part of __all__, in its order: what ``visgate_sdk.exceptions`` holds.
+_EXCEPTION_NAMES = tuple(
+    name for name in __all__ if isinstance(globals().get(name), type) and issubclass(globals()[name], VisgateError)
 )
 
 

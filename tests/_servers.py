@@ -22,31 +22,6 @@ if ROOT not in sys.path:
 
 import pytest  # noqa: E402
 
-# Every variable that could steer a client under test somewhere else.
-ENV_VARS = (
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "all_proxy",
-    "no_proxy",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-)
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No proxy, CA or VISGATE_* variable of the developer's shell reaches a test."""
-    for name in list(os.environ):
-        if name in ENV_VARS or name.startswith("VISGATE_"):
-            monkeypatch.delenv(name, raising=False)
-
-
 # -- raw HTTP parsing ---------------------------------------------------------------------
 
 

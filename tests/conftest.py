@@ -21,10 +21,8 @@ from visgate_sdk import Client, Retry  # noqa: E402
 TEST_API_KEY = "vg-test-key-0123456789"
 API_PREFIX = "/api/v1"
 
+# Every variable that could steer a client under test somewhere else (and any VISGATE_*).
 _ENV_VARS = (
-    "VISGATE_API_KEY",
-    "VISGATE_BASE_URL",
-    "VISGATE_LOG",
     "HTTP_PROXY",
     "HTTPS_PROXY",
     "ALL_PROXY",
@@ -33,14 +31,19 @@ _ENV_VARS = (
     "https_proxy",
     "all_proxy",
     "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
 )
 
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the developer's key, base URL, log level or proxies."""
-    for name in _ENV_VARS:
-        monkeypatch.delenv(name, raising=False)
+    """No test sees the developer's key, base URL, log level, proxies or CA settings."""
+    for name in list(os.environ):
+        if name in _ENV_VARS or name.startswith("VISGATE_"):
+            monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="session")

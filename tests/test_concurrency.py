@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import pytest  # noqa: E402
-from _servers import RawServer, Request, clean_env, keepalive_json_handler, response_bytes  # noqa: E402,F401
+from _servers import RawServer, Request, keepalive_json_handler, response_bytes  # noqa: E402,F401
 
 from visgate_sdk import AsyncClient, Client, ConnectionError, Retry  # noqa: E402
 

@@ -22,7 +22,6 @@ from _servers import (  # noqa: E402,F401
     RefusedPort,
     Request,
     TLSFiles,
-    clean_env,
     http_server,
     keepalive_json_handler,
     reset,

@@ -19,7 +19,7 @@ from urllib.parse import unquote
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import pytest  # noqa: E402
-from _servers import clean_env, http_server, raw_uri  # noqa: E402,F401
+from _servers import http_server, raw_uri  # noqa: E402,F401
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from werkzeug.wrappers import Request as WRequest  # noqa: E402

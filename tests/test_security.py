@@ -24,7 +24,6 @@ from _servers import (  # noqa: E402,F401
     RawServer,
     RefusedPort,
     TLSFiles,
-    clean_env,
     http_server,
     https_server,
     keepalive_json_handler,
