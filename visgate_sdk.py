@@ -86,12 +86,14 @@ __all__ = [
     "DEFAULT_MAX_RETRIES",
     "__version__",
     # helpers and the command line
+    "HookEvent",
     "parse_retry_after",
     "main",
 ]
 
 import _thread
 import builtins as _builtins
+import contextvars as _contextvars
 import functools as _functools
 import math as _math
 import os as _os
@@ -106,6 +108,7 @@ from typing import (
     Callable,
     Dict,
     FrozenSet,
+    Generator,
     Generic,
     Iterable,
     List,
@@ -123,9 +126,11 @@ from typing import (
 # only, for type checkers too: Concatenate, ParamSpec, Self and Unpack are in typing from 3.11.
 if TYPE_CHECKING:
     import concurrent.futures
+    import contextvars
     import http.client
     import logging
     import ssl
+    import threading
     from dataclasses import dataclass as _dataclass
     from dataclasses import field as _field
     from typing import BinaryIO as _BinaryFile
@@ -137,7 +142,7 @@ if TYPE_CHECKING:
         """``Client``'s keyword arguments, which ``AsyncClient`` passes on."""
 
         base_url: Optional[str]
-        timeout: float
+        timeout: Optional[float]
         max_retries: Union[int, "Retry"]
         fal_key: Optional[str]
         replicate_key: Optional[str]
@@ -146,6 +151,8 @@ if TYPE_CHECKING:
         trust_env: bool
         default_headers: Optional[Mapping[str, str]]
         max_response_bytes: int
+        deadline: Optional[float]
+        hooks: Optional[Mapping[str, Any]]
 
     class _ImageOptions(TypedDict, total=False):
         """``images.generate()``'s keyword arguments besides ``wait``, for its overloads."""
@@ -159,6 +166,8 @@ if TYPE_CHECKING:
         include_steps: bool
         timeout: Optional[float]
         idempotency_key: Optional[str]
+        deadline: Optional[float]
+        headers: Optional[Mapping[str, str]]
 
     class _VideoOptions(TypedDict, total=False):
         """``videos.generate()``'s keyword arguments besides ``wait``, for its overloads."""
@@ -169,6 +178,8 @@ if TYPE_CHECKING:
         params: Optional[Dict[str, Any]]
         timeout: Optional[float]
         idempotency_key: Optional[str]
+        deadline: Optional[float]
+        headers: Optional[Mapping[str, str]]
 
 
 _T = TypeVar("_T")
@@ -187,11 +198,19 @@ _DEFAULT_MAX_CONCURRENCY = 100
 _MAX_RESPONSE_BYTES = 256 * 1024 * 1024
 _MAX_DOWNLOAD_BYTES = 2 * 1024 * 1024 * 1024
 _MAX_REDIRECTS = 5
+_POLL_TIMEOUT = 300.0  # how long requests.get(wait=True) and handle.wait() poll by default
+_JOB_TIMEOUT = 600.0  # how long a wait=True generation answered with 202 polls for its result
+_POLL_INTERVAL = 2.0
 _USER_AGENT = "visgate-sdk-python/" + __version__
 _PERIODS = ("day", "week", "month", "year")
-# Header name -> constructor keyword for the user's own provider keys (BYOK).
-_BYOK_HEADERS = (("X-Fal-Key", "fal_key"), ("X-Replicate-Key", "replicate_key"), ("X-Runway-Key", "runway_key"))
-_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization"} | {h.lower() for h, _ in _BYOK_HEADERS})
+# The user's own provider keys (BYOK): header, constructor keyword, and the environment variable
+# that ``to_curl()`` names in their place.
+_BYOK_HEADERS = (
+    ("X-Fal-Key", "fal_key", "VISGATE_FAL_API_KEY"),
+    ("X-Replicate-Key", "replicate_key", "VISGATE_REPLICATE_API_KEY"),
+    ("X-Runway-Key", "runway_key", "VISGATE_RUNWAY_API_KEY"),
+)
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization"} | {h.lower() for h, _, _ in _BYOK_HEADERS})
 
 
 # -- logging: the "visgate_sdk" logger, never with secrets ---------------------------
@@ -237,6 +256,12 @@ class VisgateError(Exception):
 
     default_code = "VISGATE_ERROR"
     default_message = "visgate request failed"
+    # Which request failed, set when the error comes from a call: for logs and ``to_curl()``.
+    method: Optional[str] = None
+    url: Optional[str] = None
+    attempts: int = 0
+    elapsed: Optional[float] = None
+    _curl: Optional[Tuple[str, str, Dict[str, str], Optional[str]]] = None
 
     def __init__(
         self,
@@ -268,6 +293,21 @@ class VisgateError(Exception):
     def __reduce__(self) -> Any:
         # Subclasses have their own positional signatures: rebuild from state, not from args.
         return (_rebuild_error, (type(self), self.args, self.__dict__))
+
+    def to_curl(self) -> str:
+        """A curl command that repeats the failed request; keys appear as ``$VISGATE_API_KEY`` etc."""
+        if self._curl is None:
+            return "# no request was sent: %s" % self
+        from shlex import quote
+
+        method, url, headers, body = self._curl
+        words = ["curl", "-X", method, quote(url)]
+        for name, value in headers.items():
+            shown = quote("%s: %s" % (name, value)) if "$" not in value else '"%s: %s"' % (name, value)
+            words += ["-H", shown]
+        if body is not None:
+            words += ["--data-raw", quote(body)]
+        return " ".join(words)
 
 
 def _rebuild_error(cls: Type[VisgateError], args: Tuple[Any, ...], state: Dict[str, Any]) -> VisgateError:
@@ -438,6 +478,10 @@ def _check_str(name: str, value: Any, *, optional: bool = False) -> Optional[str
     return value
 
 
+def _check_timeout(value: Any) -> Optional[float]:
+    return None if value is None else _check_number("timeout", value, positive=True)
+
+
 _HEADER_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
@@ -451,6 +495,15 @@ def _check_header_value(name: str, value: str) -> str:
             field=name,
         )
     return value.strip(" \t")  # surrounding whitespace is not part of a header value (RFC 9110)
+
+
+def _check_headers(name: str, headers: Optional[Mapping[str, str]]) -> Dict[str, str]:
+    checked = {}
+    for key, value in (headers or {}).items():
+        if not isinstance(key, str) or not key or not _HEADER_TOKEN.issuperset(key):
+            raise ValidationError("%s has an invalid header name %r" % (name, key), field=name)
+        checked[key] = _check_header_value(key, value)
+    return checked
 
 
 def _check_choice(name: str, value: Any, choices: Tuple[str, ...]) -> str:
@@ -564,6 +617,11 @@ class Retry:
 
         base = min(self.backoff_max, self.backoff_factor * 2.0 ** min(retry_number, 64))  # no float overflow
         return base * (1.0 - self.jitter * random.random())
+
+    def is_retry(self, method: str, status: int, provider_failure: bool = False) -> bool:
+        """Whether an answer may be retried. A provider's failure is retried for reads only: a
+        repeated generation would bill the failed run again."""
+        return status in self.status_forcelist and not (provider_failure and method == "POST")
 
     def delay_for(self, retry_number: int, status: Optional[int], headers: Mapping[str, str]) -> Optional[float]:
         """Seconds to sleep before the next attempt, or None to give up now."""
@@ -729,6 +787,9 @@ class _NetworkError(Exception):
         self.retryable = retryable
 
 
+_TimeoutBuiltin = _builtins.TimeoutError
+
+
 def _classify_os_error(exc: BaseException, origin: _Origin) -> _NetworkError:
     import socket
 
@@ -752,29 +813,170 @@ def _classify_os_error(exc: BaseException, origin: _Origin) -> _NetworkError:
     return _NetworkError(ConnectionError("connection to %s failed (%s: %s)" % (where, name, exc)), True)
 
 
-_TimeoutBuiltin = _builtins.TimeoutError
+def _is_stale_connection(exc: BaseException) -> bool:
+    import http.client
+
+    ssl = _sys.modules.get("ssl")
+    # Over TLS, writing to or reading from a connection the server closed raises SSLEOFError.
+    closed_tls: Tuple[Type[BaseException], ...] = (ssl.SSLEOFError, ssl.SSLZeroReturnError) if ssl is not None else ()
+    return isinstance(
+        exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError) + closed_tls
+    )
+
+
+def _too_large(limit: int, sink: Optional["_BinaryFile"]) -> VisgateError:
+    cls = DownloadError if sink is not None else InvalidResponseError
+    return cls("response is larger than the limit of %d bytes" % limit, error_code="RESPONSE_TOO_LARGE")
+
+
+def _split_proxy(proxy: str) -> Tuple[_Origin, str]:
+    from urllib.parse import urlsplit
+
+    try:  # never echo the URL: it may hold the proxy's password
+        parts = urlsplit(proxy)
+        port = parts.port
+    except ValueError:
+        raise ConnectionError("the proxy URL from the environment is not a valid URL", error_code="INVALID_PROXY") from None
+    scheme = parts.scheme or "http"
+    if scheme not in ("http", "https"):
+        raise ConnectionError("unsupported proxy URL scheme %r (http and https proxies are supported)" % scheme)
+    if not parts.hostname:
+        raise ConnectionError("the proxy URL from the environment has no host", error_code="INVALID_PROXY")
+    port = port or (443 if scheme == "https" else 80)
+    return _Origin(scheme, parts.hostname, port), parts.path
+
+
+def _proxy_auth_header(proxy: str) -> Dict[str, str]:
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(proxy)
+    if parts.username is None:
+        return {}
+    import base64
+
+    token = "%s:%s" % (unquote(parts.username), unquote(parts.password or ""))
+    return {"Proxy-Authorization": "Basic " + base64.b64encode(token.encode("utf-8")).decode("ascii")}
+
+
+# -- reading against a deadline --------------------------------------------------------
+
+
+class _Clock:
+    """The monotonic time by which the exchange on one connection must be over (None: never)."""
+
+    __slots__ = ("deadline",)
+
+    def __init__(self) -> None:
+        self.deadline: Optional[float] = None
+
+
+def _settle_timeout(sock: Any, seconds: Optional[float]) -> None:
+    # settimeout is a system call: leave the socket alone when it already waits no longer.
+    current = sock.gettimeout()
+    if seconds is None:
+        if current is not None:
+            sock.settimeout(None)
+    elif current is None or current > seconds + 0.01:
+        sock.settimeout(max(seconds, 0.001))
+
+
+@_functools.cache
+def _response_class() -> Type["http.client.HTTPResponse"]:
+    import http.client
+    import io
+
+    class _DeadlineIO(io.RawIOBase):
+        """The socket as a stream whose reads stop at the clock's deadline: a server that trickles
+        its status line, headers or body a byte at a time cannot outlast it."""
+
+        def __init__(self, raw: Any, sock: Any, clock: _Clock) -> None:
+            self._raw = raw  # the socket's own reader: while open, it keeps the socket open too
+            self._sock = sock
+            self._clock = clock
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> int:
+            deadline = self._clock.deadline
+            if deadline is not None:
+                remaining = deadline - _time.monotonic()
+                if remaining <= 0:
+                    raise _TimeoutBuiltin("the response did not arrive in time")
+                _settle_timeout(self._sock, remaining)
+            return int(self._raw.readinto(buffer))
+
+        def close(self) -> None:
+            self._raw.close()
+            super().close()
+
+    class _HTTPResponse(http.client.HTTPResponse):
+        """Reads through ``_DeadlineIO``, and skips every informational answer (102, 103 Early
+        Hints...), not only 100 Continue: http.client would take a 103 for the answer and leave
+        the real one in the keep-alive connection, where the next call would read it as its own."""
+
+        def __init__(self, sock: Any, *args: Any, clock: _Clock, **kwargs: Any) -> None:
+            super().__init__(sock, *args, **kwargs)
+            self.fp = io.BufferedReader(_DeadlineIO(self.fp.detach(), sock, clock))
+
+        def _read_status(self) -> Tuple[str, int, str]:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            return version, (100 if 100 < status < 200 and status != 101 else status), reason
+
+    return _HTTPResponse
+
+
+# -- connections, and what a fork or an interrupt does to them --------------------------
+
+# Objects holding sockets or threads that a forked child must not share with its parent.
+_FORK_SENSITIVE: "_weakref.WeakSet[Any]" = _weakref.WeakSet()
+# Sockets a forked child inherited: kept referenced, so no garbage collection closes them under
+# the parent. One entry per client per fork; their file descriptors close when the child exits.
+_INHERITED: List[Any] = []
+
+
+def _after_fork_in_child() -> None:
+    for obj in list(_FORK_SENSITIVE):
+        obj._after_fork()
+
+
+if hasattr(_os, "register_at_fork"):  # POSIX; gunicorn --preload, Celery prefork, multiprocessing "fork"
+    _os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _Transport:
     """HTTP/1.1 over ``http.client``: keep-alive connections per thread, one SSL context, proxies.
 
-    Redirects are not followed here; the client decides what credentials a new origin gets.
+    Redirects are not followed here; the session decides what credentials a new origin gets.
     """
 
     def __init__(self, *, verify: Union[bool, str, "ssl.SSLContext"], trust_env: bool, max_response_bytes: int) -> None:
         self._verify = verify
         self._env: Mapping[str, str] = dict(_os.environ) if trust_env else {}
         self._max_response_bytes = max_response_bytes
+        self._ssl_context: Optional["ssl.SSLContext"] = None
+        self.closed = False
+        self._fresh_state()
+        _FORK_SENSITIVE.add(self)
+
+    def _fresh_state(self) -> None:
         import threading
 
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._ssl_context: Optional["ssl.SSLContext"] = None
         self._open: "_weakref.WeakSet[http.client.HTTPConnection]" = _weakref.WeakSet()
-        self.closed = False
         self._closing = threading.Event()
 
-    # -- connections -------------------------------------------------------
+    def _after_fork(self) -> None:
+        # The child shares the parent's sockets: reading one would take the parent's answers,
+        # and closing (shutdown) one would cut the parent off. Keep them, unused and open, and
+        # start with new connections, locks and thread-locals (another thread may have held one).
+        _INHERITED.append((self._open, self._local))
+        closed = self._closing.is_set()
+        self._fresh_state()
+        if closed:
+            self._closing.set()
+
     def _context(self) -> "ssl.SSLContext":
         if self._ssl_context is None:
             with self._lock:
@@ -807,38 +1009,31 @@ class _Transport:
             pool = self._local.pool = {}
         return pool
 
-    def _connect(self, origin: _Origin, timeout: float) -> "http.client.HTTPConnection":
+    def _connect(self, origin: _Origin) -> "http.client.HTTPConnection":
         import http.client
 
         proxy = _proxy_for(origin, self._env)
+        target = _split_proxy(proxy)[0] if proxy is not None else origin
         conn: http.client.HTTPConnection
-        if proxy is None:
-            if origin.scheme == "https":
-                conn = http.client.HTTPSConnection(origin.host, origin.port, timeout=timeout, context=self._context())
-            else:
-                conn = http.client.HTTPConnection(origin.host, origin.port, timeout=timeout)
-            conn._visgate_proxy_headers = None  # type: ignore[attr-defined]
-            return conn
-        p_origin, _ = _split_proxy(proxy)
-        auth = _proxy_auth_header(proxy)
-        if p_origin.scheme == "https" or origin.scheme == "https":
-            conn = http.client.HTTPSConnection(p_origin.host, p_origin.port, timeout=timeout, context=self._context())
+        if target.scheme == "https" or origin.scheme == "https":
+            conn = http.client.HTTPSConnection(target.host, target.port, context=self._context())
         else:
-            conn = http.client.HTTPConnection(p_origin.host, p_origin.port, timeout=timeout)
-        if origin.scheme == "https":
-            conn.set_tunnel(origin.host, origin.port, headers=auth)
-            conn._visgate_proxy_headers = None  # type: ignore[attr-defined]
-        else:  # plain http through a proxy: absolute-form request target, credentials for the proxy only
-            conn._visgate_proxy_headers = auth  # type: ignore[attr-defined]
+            conn = http.client.HTTPConnection(target.host, target.port)
+        conn._visgate_proxy_headers = None  # type: ignore[attr-defined]
+        if proxy is not None and origin.scheme == "https":
+            conn.set_tunnel(origin.host, origin.port, headers=_proxy_auth_header(proxy))
+        elif proxy is not None:  # plain http through a proxy: absolute-form target, credentials for the proxy only
+            conn._visgate_proxy_headers = _proxy_auth_header(proxy)  # type: ignore[attr-defined]
         return conn
 
-    def _get(self, origin: _Origin, timeout: float) -> Tuple["http.client.HTTPConnection", bool]:
+    def _get(self, origin: _Origin, timeout: Optional[float]) -> Tuple["http.client.HTTPConnection", bool]:
         pool = self._pool()
         conn = pool.get(origin)
         if conn is not None and conn.sock is not None:
             return conn, True
-        conn = self._connect(origin, timeout)
-        conn.response_class = _response_class()
+        conn = self._connect(origin)
+        clock = conn._visgate_clock = _Clock()  # type: ignore[attr-defined]
+        conn.response_class = _functools.partial(_response_class(), clock=clock)  # type: ignore[assignment, call-arg]
         pool[origin] = conn
         with self._lock:
             self._open.add(conn)
@@ -849,12 +1044,14 @@ class _Transport:
         if conn is not None:
             conn.close()
 
-    def pause(self, seconds: float) -> None:
-        """Sleep between attempts; ``close()`` cuts it short."""
-        self._closing.wait(seconds)
+    def pause(self, seconds: float) -> bool:
+        """Sleep between attempts; ``close()`` cuts it short (then returns True)."""
+        return self._closing.wait(seconds)
 
     def close(self) -> None:
         """Close every connection, including those in use by other threads."""
+        import socket
+
         self.closed = True
         self._closing.set()
         with self._lock:
@@ -864,8 +1061,6 @@ class _Transport:
             sock = conn.sock
             if sock is not None:
                 try:  # wakes a thread blocked in recv() on this socket
-                    import socket
-
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
@@ -879,44 +1074,27 @@ class _Transport:
         target: str,
         headers: Dict[str, str],
         body: Optional[bytes],
-        timeout: float,
+        timeout: Optional[float],
         *,
+        deadline: Optional[float] = None,
         max_bytes: Optional[int] = None,
         sink: Optional["_BinaryFile"] = None,
     ) -> _Response:
         """Send one request and read the whole answer (or stream it into the file ``sink``).
 
-        Raises ``_NetworkError``. A keep-alive connection the server closed while idle is
-        retried once, transparently, on a fresh connection.
+        ``timeout`` bounds connecting and each wait for data; ``deadline`` (monotonic) the whole
+        exchange, headers included. Raises ``_NetworkError``. A keep-alive connection the server
+        closed while idle is retried once, transparently, on a fresh connection.
         """
         if self.closed:
             raise _NetworkError(ConnectionError("the client is closed"), False)
-        deadline = _time.monotonic() + timeout
+        if timeout is not None:
+            own = _time.monotonic() + timeout
+            deadline = own if deadline is None else min(deadline, own)
         for fresh_try in (False, True):
             conn, reused = self._get(origin, timeout)
-            got_status = False
-            if sink is not None:  # a retry starts the file again; never append to a partial body
-                sink.seek(0)
-                sink.truncate()
             try:
-                if conn.sock is None:
-                    conn.timeout = timeout
-                    conn.connect()
-                with self._lock:  # a concurrent close() either sees this socket, or we see it closed
-                    if self.closed:
-                        raise _NetworkError(ConnectionError("the client was closed during the request"), False)
-                if conn.sock.gettimeout() != timeout:  # settimeout is a system call; most calls reuse it
-                    conn.sock.settimeout(timeout)
-                proxy_headers = getattr(conn, "_visgate_proxy_headers", None)
-                if proxy_headers is not None:
-                    send_target = "%s://%s%s" % (origin.scheme, origin.netloc, target)
-                    headers = dict(headers, **proxy_headers)
-                else:
-                    send_target = target
-                conn.request(method, send_target, body=body, headers=headers)
-                resp = conn.getresponse()
-                got_status = True
-                data = self._read(resp, deadline, max_bytes or self._max_response_bytes, sink, conn.sock)
+                return self._exchange(conn, method, origin, target, headers, body, deadline, max_bytes, sink)
             except _NetworkError:
                 self._discard(origin)
                 raise
@@ -924,39 +1102,65 @@ class _Transport:
                 self._discard(origin)
                 if self.closed:
                     raise _NetworkError(ConnectionError("the client was closed during the request"), False) from None
-                if reused and not got_status and not fresh_try and _is_stale_connection(exc):
+                if reused and not fresh_try and getattr(exc, "_visgate_before_status", False) and _is_stale_connection(exc):
                     _log("debug", "keep-alive connection to %s was closed by the server; reconnecting", origin.host)
                     continue
                 raise _classify_os_error(exc, origin) from exc
-            if resp.will_close:
+            except BaseException:
+                # KeyboardInterrupt, a cancelled thread...: the exchange is half done and the
+                # connection is out of step with the server. It must never serve another call.
                 self._discard(origin)
-            return _Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
+                raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _read(
+    def _exchange(
         self,
-        resp: "http.client.HTTPResponse",
-        deadline: float,
-        max_bytes: int,
+        conn: "http.client.HTTPConnection",
+        method: str,
+        origin: _Origin,
+        target: str,
+        headers: Dict[str, str],
+        body: Optional[bytes],
+        deadline: Optional[float],
+        max_bytes: Optional[int],
         sink: Optional["_BinaryFile"],
-        sock: Any = None,
-    ) -> bytes:
+    ) -> _Response:
+        if sink is not None:  # a retry starts the file again; never append to a partial body
+            sink.seek(0)
+            sink.truncate()
+        conn._visgate_clock.deadline = deadline  # type: ignore[attr-defined]
+        budget = None if deadline is None else max(deadline - _time.monotonic(), 0.001)
+        try:
+            if conn.sock is None:
+                conn.timeout = budget
+                conn.connect()
+            with self._lock:  # a concurrent close() either sees this socket, or we see it closed
+                if self.closed:
+                    raise _NetworkError(ConnectionError("the client was closed during the request"), False)
+            _settle_timeout(conn.sock, budget)
+            proxy_headers = getattr(conn, "_visgate_proxy_headers", None)
+            if proxy_headers is not None:
+                target = "%s://%s%s" % (origin.scheme, origin.netloc, target)
+                headers = dict(headers, **proxy_headers)
+            conn.request(method, target, body=body, headers=headers)
+            resp = conn.getresponse()
+        except Exception as exc:
+            exc._visgate_before_status = True  # type: ignore[attr-defined]
+            raise
+        data = self._read(resp, max_bytes or self._max_response_bytes, sink)
+        if resp.will_close:
+            self._discard(origin)
+        return _Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
+
+    def _read(self, resp: "http.client.HTTPResponse", max_bytes: int, sink: Optional["_BinaryFile"]) -> bytes:
         length = resp.getheader("content-length")
         expected = int(length) if length is not None and length.isdigit() else None
         if expected is not None and expected > max_bytes:
             raise _NetworkError(_too_large(max_bytes, sink), False)
         chunks: List[bytes] = []
         total = 0
-        wait = sock.gettimeout() if sock is not None else None
         while expected is None or total < expected:
-            # read1: return what has arrived instead of waiting for a full 64 KiB, and never
-            # wait (much) past the deadline, so a body that trickles in cannot outlast the timeout.
-            remaining = deadline - _time.monotonic()
-            if remaining <= 0:
-                raise _NetworkError(TimeoutError("response body still arriving when the timeout ran out"), True)
-            if sock is not None and (wait is None or remaining < 0.9 * wait):
-                sock.settimeout(remaining)
-                wait = remaining
+            # read1 returns what has arrived instead of waiting for a full 64 KiB buffer.
             chunk = resp.read1(65536)
             if not chunk:
                 break
@@ -967,75 +1171,11 @@ class _Transport:
                 sink.write(chunk)
             else:
                 chunks.append(chunk)
-            if _time.monotonic() > deadline:
-                raise _NetworkError(TimeoutError("response body still arriving when the timeout ran out"), True)
         if expected is not None and total != expected:
             raise _NetworkError(ConnectionError("response cut short: %d of %s bytes" % (total, length)), True)
         resp.close()  # read1 does not mark a complete body as done; the connection is reusable
         return b"".join(chunks)
 
-
-@_functools.cache
-def _response_class() -> Type["http.client.HTTPResponse"]:
-    import http.client
-
-    class _HTTPResponse(http.client.HTTPResponse):
-        """Skips every informational answer (102, 103 Early Hints...), not only 100 Continue.
-
-        http.client would take a 103 for the answer and leave the real one in the keep-alive
-        connection, where the next call would read it as its own.
-        """
-
-        def _read_status(self) -> Tuple[str, int, str]:
-            version, status, reason = super()._read_status()  # type: ignore[misc]
-            return version, (100 if 100 < status < 200 and status != 101 else status), reason
-
-    return _HTTPResponse
-
-
-def _too_large(limit: int, sink: Optional["_BinaryFile"]) -> VisgateError:
-    cls = DownloadError if sink is not None else InvalidResponseError
-    return cls("response is larger than the limit of %d bytes" % limit, error_code="RESPONSE_TOO_LARGE")
-
-
-def _is_stale_connection(exc: BaseException) -> bool:
-    import http.client
-
-    ssl = _sys.modules.get("ssl")
-    # Over TLS, writing to or reading from a connection the server closed raises SSLEOFError.
-    closed_tls: Tuple[Type[BaseException], ...] = (ssl.SSLEOFError, ssl.SSLZeroReturnError) if ssl is not None else ()
-    return isinstance(
-        exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError) + closed_tls
-    )
-
-
-def _split_proxy(proxy: str) -> Tuple[_Origin, str]:
-    from urllib.parse import urlsplit
-
-    try:  # never echo the URL: it may hold the proxy's password
-        parts = urlsplit(proxy)
-        port = parts.port
-    except ValueError:
-        raise ConnectionError("the proxy URL from the environment is not a valid URL", error_code="INVALID_PROXY") from None
-    scheme = parts.scheme or "http"
-    if scheme not in ("http", "https"):
-        raise ConnectionError("unsupported proxy URL scheme %r (http and https proxies are supported)" % scheme)
-    if not parts.hostname:
-        raise ConnectionError("the proxy URL from the environment has no host", error_code="INVALID_PROXY")
-    port = port or (443 if scheme == "https" else 80)
-    return _Origin(scheme, parts.hostname, port), parts.path
-
-
-def _proxy_auth_header(proxy: str) -> Dict[str, str]:
-    from urllib.parse import unquote, urlsplit
-
-    parts = urlsplit(proxy)
-    if parts.username is None:
-        return {}
-    import base64
-
-    token = "%s:%s" % (unquote(parts.username), unquote(parts.password or ""))
-    return {"Proxy-Authorization": "Basic " + base64.b64encode(token.encode("utf-8")).decode("ascii")}
 
 
 # -- answers: JSON, or the typed error ------------------------------------------
@@ -1173,6 +1313,480 @@ def _decode(resp: _Response, method: str, secrets: Callable[[], Tuple[str, ...]]
         raise InvalidResponseError(
             "expected JSON, got %s (HTTP %d): %r" % (kind, resp.status, snippet), status_code=resp.status
         ) from None
+
+
+###############################################################################
+# Session: one call, from arguments to answer ##################################
+###############################################################################
+
+# -- deadlines: one budget for a whole call, however many attempts and polls -----------
+
+# The monotonic time by which calls made in this context must end, set by ``client.deadline()``.
+# Context variables follow a call into the AsyncClient's worker threads (see ``AsyncClient._run``).
+_DEADLINE: "contextvars.ContextVar[Optional[float]]" = _contextvars.ContextVar("visgate_deadline", default=None)
+# Set when the awaiting coroutine was cancelled: its worker thread stops at the next safe point.
+_CANCELLED: "contextvars.ContextVar[Optional[threading.Event]]" = _contextvars.ContextVar("visgate_cancelled", default=None)
+
+
+def _budget_seconds(budget: Any, margin: float) -> float:
+    """Seconds from a number, or from a Lambda-style context (less ``margin``)."""
+    remaining = getattr(budget, "get_remaining_time_in_millis", None)
+    if callable(remaining):
+        return _check_number("deadline", remaining()) / 1000.0 - _check_number("margin", margin, minimum=0.0)
+    return _check_number("deadline", budget)
+
+
+class _DeadlineScope:
+    """``with client.deadline(x):`` (or ``async with``); the nearest of nested deadlines wins."""
+
+    def __init__(self, at: float) -> None:
+        self._at = at
+        self._tokens: List[Any] = []
+
+    def __enter__(self) -> Self:
+        outer = _DEADLINE.get()
+        self._tokens.append(_DEADLINE.set(self._at if outer is None else min(outer, self._at)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _DEADLINE.reset(self._tokens.pop())
+
+    async def __aenter__(self) -> Self:
+        return self.__enter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.__exit__()
+
+    @property
+    def remaining(self) -> float:
+        """Seconds left before the deadline."""
+        return self._at - _time.monotonic()
+
+
+def _deadline_error(what: str, cause: Optional[VisgateError] = None, **kwargs: Any) -> TimeoutError:
+    message = "deadline exceeded: " + what
+    if cause is not None:
+        message += " (last error: %s)" % cause
+    return TimeoutError(message, error_code="DEADLINE_EXCEEDED", **kwargs)
+
+
+# -- hooks: what happened, for tracing and logs ---------------------------------------
+
+
+class HookEvent:
+    """What a hook is given: one request attempt, its answer, a retry or a failure. Read-only.
+
+    ``kind`` is "request", "response", "retry" or "error"; ``url`` never holds a secret;
+    ``attempt`` counts from 1; ``delay`` is the wait before a retry; ``error`` the exception.
+    """
+
+    __slots__ = ("kind", "method", "url", "attempt", "status", "elapsed", "request_id", "delay", "error")
+    kind: str
+    method: str
+    url: str
+    attempt: int
+    status: Optional[int]
+    elapsed: float
+    request_id: Optional[str]
+    delay: Optional[float]
+    error: Optional[BaseException]
+
+    def __init__(self, kind: str, method: str, url: str, attempt: int, elapsed: float, **more: Any) -> None:
+        values = dict(status=None, request_id=None, delay=None, error=None, **more)
+        values.update(kind=kind, method=method, url=url, attempt=attempt, elapsed=elapsed)
+        for name in self.__slots__:
+            object.__setattr__(self, name, values[name])
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("HookEvent is read-only")
+
+    def __repr__(self) -> str:
+        shown = ("%s=%r" % (n, getattr(self, n)) for n in self.__slots__ if getattr(self, n) is not None)
+        return "HookEvent(%s)" % ", ".join(shown)
+
+
+_HOOK_KINDS = ("request", "response", "retry", "error")
+
+
+def _check_hooks(hooks: Optional[Mapping[str, Any]]) -> Dict[str, Tuple[Callable[[HookEvent], Any], ...]]:
+    """``{"request": fn or [fn, ...], ...}`` -> a tuple of callables per kind."""
+    checked: Dict[str, Tuple[Callable[[HookEvent], Any], ...]] = {kind: () for kind in _HOOK_KINDS}
+    for kind, value in (hooks or {}).items():
+        if kind not in _HOOK_KINDS:
+            raise ValidationError("hooks has an unknown event %r (known: %s)" % (kind, ", ".join(_HOOK_KINDS)), field="hooks")
+        fns = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+        if not all(callable(fn) for fn in fns):
+            raise ValidationError("hooks[%r] must be a callable or a list of callables" % kind, field="hooks")
+        checked[kind] = fns
+    return checked
+
+
+# -- one call's state -------------------------------------------------------------------
+
+
+class _Call:
+    """One call as its attempts see it: where it goes, what it sends, how long it may take."""
+
+    __slots__ = ("method", "origin", "target", "headers", "body", "timeout", "deadline", "started", "attempts",
+                 "sink", "max_bytes", "secrets")
+
+    def __init__(self, method: str, origin: _Origin, target: str, headers: Dict[str, str], body: Optional[bytes],
+                 timeout: Optional[float], deadline: Optional[float], secrets: Tuple[str, ...] = ()) -> None:
+        self.method = method
+        self.origin = origin
+        self.target = target
+        self.headers = headers
+        self.body = body
+        self.timeout = timeout
+        self.deadline = deadline
+        self.started = _time.monotonic()
+        self.attempts = 0
+        self.sink: Optional["_BinaryFile"] = None
+        self.max_bytes: Optional[int] = None
+        self.secrets = secrets
+
+    @property
+    def url(self) -> str:
+        return "%s://%s%s" % (self.origin.scheme, self.origin.netloc, self.target)
+
+    def event(self, kind: str, **more: Any) -> HookEvent:
+        return HookEvent(kind, self.method, self.url, self.attempts, _time.monotonic() - self.started, **more)
+
+    def annotate(self, error: VisgateError) -> VisgateError:
+        """Say on ``error`` which request failed, and keep what ``to_curl()`` needs (no secrets)."""
+        error.method, error.url, error.attempts = self.method, self.url, self.attempts
+        error.elapsed = round(_time.monotonic() - self.started, 3)
+        headers = {k: _curl_placeholder(k, v) for k, v in self.headers.items() if k.lower() != "proxy-authorization"}
+        body = _redact(self.body.decode("utf-8", "replace"), self.secrets) if self.body else None
+        error._curl = (self.method, self.url, headers, body)
+        return error
+
+
+def _curl_placeholder(name: str, value: str) -> str:
+    low = name.lower()
+    if low == "authorization":
+        return "Bearer $VISGATE_API_KEY"
+    for header, _arg, variable in _BYOK_HEADERS:
+        if low == header.lower():
+            return "$" + variable
+    return "$SECRET" if _is_secret_header(name) else value
+
+
+def _redirect_target(call: _Call, resp: _Response) -> Optional[Tuple[_Origin, str]]:
+    location = resp.headers.get("location")
+    if resp.status not in (301, 302, 303, 307, 308) or not location:
+        return None
+    return _resolve_redirect(call.origin, call.target, location)
+
+
+def _follow(call: _Call, resp: _Response, hops: int) -> bool:
+    """The one redirect rule: same method unless 303 (or 301/302 after a POST), no credentials to
+    another origin, no https -> http. Returns False when ``resp`` is not a redirect."""
+    found = _redirect_target(call, resp)
+    if found is None:
+        return False
+    if hops > _MAX_REDIRECTS:
+        cls = DownloadError if call.sink is not None else ConnectionError
+        raise cls("too many redirects (%d)" % hops, error_code="TOO_MANY_REDIRECTS")
+    origin, call.target = found
+    if _should_strip_auth(call.origin, origin):
+        call.headers = {k: v for k, v in call.headers.items() if not _is_secret_header(k)}
+    if resp.status == 303 or (resp.status in (301, 302) and call.method == "POST"):
+        call.method, call.body = "GET", None
+        call.headers = {k: v for k, v in call.headers.items() if k.lower() not in ("content-type", "idempotency-key")}
+    call.origin = origin
+    return True
+
+
+# -- the session: configuration and the one request loop -------------------------------
+
+
+class _Session:
+    """What every call shares: the key, the base URL, retries, deadlines, hooks, connections."""
+
+    def __init__(self, *, api_key: str, base_url: str, timeout: Optional[float], retry: Retry, deadline: Optional[float],
+                 hooks: Optional[Mapping[str, Any]], transport: _Transport, default_headers: Dict[str, str]) -> None:
+        self.api_key = api_key
+        self.origin, prefix = _split_url(base_url)
+        if "?" in prefix or "#" in base_url:
+            raise ValidationError("base_url must not have a query or fragment", field="base_url")
+        self.prefix = prefix.rstrip("/")
+        self.base_url = "%s://%s%s" % (self.origin.scheme, self.origin.netloc, self.prefix)
+        self.timeout = timeout
+        self.retry = retry
+        self.deadline = deadline
+        self.hooks = _check_hooks(hooks)
+        self.transport = transport
+        self.default_headers = default_headers
+        self.byok: Dict[str, str] = {}
+
+    def secrets(self) -> Tuple[str, ...]:
+        return (self.api_key,) + tuple(self.byok.values())
+
+    # -- per-call options --------------------------------------------------------------
+    def timeout_for(self, timeout: Optional[float]) -> Optional[float]:
+        return self.timeout if timeout is None else _check_number("timeout", timeout, positive=True)
+
+    def deadline_for(self, deadline: Optional[float]) -> Optional[float]:
+        """The monotonic time a call must end by: the nearest of its own, the scope's and the client's."""
+        own = self.deadline if deadline is None else _check_number("deadline", deadline)
+        scoped = _DEADLINE.get()
+        at = None if own is None else _time.monotonic() + own
+        if scoped is not None and (at is None or scoped < at):
+            return scoped
+        return at
+
+    def headers_for(self, auth: bool, extra: Optional[Mapping[str, str]]) -> Dict[str, str]:
+        if auth and not self.api_key:
+            raise AuthenticationError(
+                "No API key provided. Pass api_key= or set the VISGATE_API_KEY environment variable.",
+                status_code=None,
+                error_code="MISSING_API_KEY",
+            )
+        headers = {"User-Agent": _USER_AGENT, "Accept": "application/json"}
+        headers.update(self.default_headers)
+        if self.api_key:
+            headers["Authorization"] = "Bearer " + self.api_key
+        headers.update(self.byok)
+        added = _check_headers("headers", extra)
+        for name in added:
+            if _is_secret_header(name):
+                raise ValidationError("headers may not set %r; credentials come from the client's options" % name, field="headers")
+        headers.update(added)
+        return headers
+
+    # -- one API call ------------------------------------------------------------------
+    def call(self, method: str, path: str, *, query: Optional[Mapping[str, Any]] = None, body: Any = None,
+             auth: bool = True, timeout: Optional[float] = None, at: Optional[float] = None,
+             headers: Optional[Mapping[str, str]] = None) -> Any:
+        """Send one API call with retries; return the decoded JSON or raise a ``VisgateError``.
+
+        ``at`` is the monotonic deadline from ``deadline_for()``.
+        """
+        all_headers = self.headers_for(auth, headers)
+        data = None
+        if body is not None:
+            data = _json_dumps(body)
+            all_headers["Content-Type"] = "application/json"
+        if method == "POST" and "Idempotency-Key" not in all_headers:
+            import uuid
+
+            # One key for every attempt of this call: the server can drop a duplicate charge.
+            all_headers["Idempotency-Key"] = "vg-sdk-" + uuid.uuid4().hex
+        target = self.prefix + path
+        qs = _query(query) if query else ""
+        if qs:
+            target += "?" + qs
+        call = _Call(method, self.origin, target, all_headers, data, self.timeout_for(timeout), at, self.secrets())
+        try:
+            return _decode(self.exchange(call), call.method, self.secrets)
+        except VisgateError as exc:
+            self.emit("error", call, error=call.annotate(exc), status=exc.status_code, request_id=exc.request_id)
+            raise
+
+    def exchange(self, call: _Call) -> _Response:
+        """The one request loop: attempts, retries with backoff, redirects, the deadline."""
+        hops = 0
+        while True:
+            call.attempts += 1
+            resp = self._attempt(call)
+            if resp is None:
+                continue
+            if _follow(call, resp, hops + 1):
+                hops += 1
+                call.attempts -= 1  # a redirect is the same attempt, somewhere else
+                continue
+            if not self._retry_answer(call, resp):
+                return resp
+
+    def _attempt(self, call: _Call) -> Optional[_Response]:
+        """One attempt: the answer, or None after a network failure worth retrying (slept already)."""
+        self._checkpoint(call)
+        extra = self.emit("request", call)
+        headers = dict(call.headers, **extra) if extra else call.headers
+        try:
+            resp = self.transport.send(call.method, call.origin, call.target, headers, call.body, call.timeout,
+                                       deadline=call.deadline, max_bytes=call.max_bytes, sink=call.sink)
+        except _NetworkError as exc:
+            error = self._past_deadline(call, exc.error)
+            if not exc.retryable or call.attempts > self.retry.total or self.transport.closed:
+                if call.attempts > 1:
+                    error.message += " (after %d attempts)" % call.attempts
+                raise error from None
+            self._wait(call, self.retry.backoff(call.attempts - 1), error, None)
+            return None
+        _log("debug", "%s %s -> %d in %.0f ms", call.method, call.url, resp.status, 1000 * (_time.monotonic() - call.started))
+        self.emit("response", call, status=resp.status, request_id=resp.headers.get("x-request-id"))
+        return resp
+
+    def _retry_answer(self, call: _Call, resp: _Response) -> bool:
+        """After an error answer worth retrying, wait and say True; else False (the answer stands)."""
+        retry = self.retry
+        if resp.status < 400 or call.attempts > retry.total:
+            return False
+        provider = call.method == "POST" and resp.status >= 500 and _is_provider_failure(resp)
+        if not retry.is_retry(call.method, resp.status, provider):
+            return False
+        delay = retry.delay_for(call.attempts - 1, resp.status, resp.headers)
+        if delay is None:  # the server asks for a longer wait than we may sleep
+            return False
+        self._wait(call, delay, _error_from_response(resp.status, resp.headers, resp.body, call.secrets), resp.status)
+        return True
+
+    def _past_deadline(self, call: _Call, error: VisgateError) -> VisgateError:
+        if call.deadline is not None and isinstance(error, TimeoutError) and _time.monotonic() >= call.deadline - 0.01:
+            return _deadline_error("%s %s did not finish in time" % (call.method, call.url), error)
+        return error
+
+    def _wait(self, call: _Call, delay: float, error: VisgateError, status: Optional[int]) -> None:
+        """Sleep before the next attempt, unless that would pass the deadline: then raise at once."""
+        if call.deadline is not None and _time.monotonic() + delay > call.deadline:
+            raise _deadline_error("no time left to retry %s %s after %.2fs" % (call.method, call.url, delay), error,
+                                  status_code=error.status_code, request_id=error.request_id)
+        _log("info", "%s %s failed (%s); retry %d in %.2fs", call.method, call.url, error.error_code, call.attempts, delay)
+        self.emit("retry", call, delay=delay, status=status, error=error, request_id=error.request_id)
+        self.pause(delay)
+
+    def pause(self, seconds: float) -> None:
+        """Sleep; a closed client or a cancelled caller ends it early with an error."""
+        cancelled = _CANCELLED.get()
+        if cancelled is None:
+            closed = self.transport.pause(seconds)
+        else:  # wake up for the cancellation too: check it a few times a second
+            end = _time.monotonic() + seconds
+            closed = False
+            while not closed and not cancelled.is_set() and _time.monotonic() < end:
+                closed = bool(self.transport.pause(min(0.05, max(0.0, end - _time.monotonic()))))
+        if closed or self.transport.closed:
+            raise ConnectionError("the client was closed")
+        self._checkpoint(None)
+
+    def _checkpoint(self, call: Optional[_Call]) -> None:
+        cancelled = _CANCELLED.get()
+        if cancelled is not None and cancelled.is_set():
+            raise ConnectionError("the call was cancelled", error_code="CANCELLED")
+        if call is not None and call.deadline is not None and _time.monotonic() >= call.deadline:
+            raise _deadline_error("%s %s was not sent" % (call.method, call.url))
+
+    def emit(self, kind: str, call: _Call, **fields: Any) -> Dict[str, str]:
+        """Run the hooks for ``kind``; a hook's failure is logged, never raised. A request hook
+        may return headers to add (e.g. ``traceparent``); credentials cannot be set that way."""
+        fns = self.hooks[kind]
+        if not fns:
+            return {}
+        event = call.event(kind, **fields)
+        added: Dict[str, str] = {}
+        for fn in fns:
+            try:
+                extra = fn(event)
+                if kind == "request" and extra:
+                    added.update(self.headers_for(False, extra).items() - self.headers_for(False, None).items())
+            except Exception as exc:  # noqa: BLE001 -- a tracing bug must not break a generation
+                _log("warning", "visgate %s hook %r raised %s: %s", kind, fn, type(exc).__name__, exc)
+        return added
+
+    # -- downloads -----------------------------------------------------------------------
+    def download(self, url: str, path: Union[str, "_os.PathLike[str]"], *, timeout: Optional[float], at: Optional[float],
+                 max_bytes: int) -> str:
+        """Stream ``url`` into ``path`` through a temporary file renamed into place. Sends no key."""
+        import tempfile
+
+        origin, target = _split_url(url, "url")
+        headers = {"User-Agent": _USER_AGENT, "Accept": "*/*"}
+        call = _Call("GET", origin, target, headers, None, self.timeout_for(timeout), at)
+        call.max_bytes = _check_int("max_bytes", max_bytes, minimum=1)
+        dest = _os.fspath(path)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".visgate-", suffix=".part", dir=_os.path.dirname(_os.path.abspath(dest)))
+        except OSError as exc:
+            raise DownloadError("cannot write %s: %s" % (dest, exc.strerror or exc), error_code="DOWNLOAD_NOT_WRITABLE") from None
+        try:
+            with _os.fdopen(fd, "wb") as out:
+                call.sink = out
+                resp = self.exchange(call)
+            if resp.status >= 400:
+                raise DownloadError("download of %s failed: HTTP %d" % (url, resp.status), status_code=resp.status)
+            _publish(tmp, dest)
+            tmp = ""
+            return dest
+        except VisgateError as exc:
+            raise call.annotate(exc)
+        finally:
+            if tmp and _os.path.exists(tmp):
+                _os.unlink(tmp)
+
+
+
+def _publish(tmp: str, dest: str) -> None:
+    """Move the finished download into place with the mode ``open()`` would give it (umask)."""
+    mask = _os.umask(0)
+    _os.umask(mask)
+    try:
+        _os.chmod(tmp, 0o666 & ~mask)
+        _os.replace(tmp, dest)
+    except OSError as exc:
+        raise DownloadError("cannot write %s: %s" % (dest, exc.strerror or exc), error_code="DOWNLOAD_NOT_WRITABLE") from None
+
+
+def _standalone_session() -> _Session:
+    """A keyless session with default settings, for downloads by results not tied to a client."""
+    transport = _Transport(verify=True, trust_env=True, max_response_bytes=_MAX_RESPONSE_BYTES)
+    return _Session(api_key="", base_url=DEFAULT_BASE_URL, timeout=DEFAULT_TIMEOUT, retry=Retry(), deadline=None,
+                    hooks=None, transport=transport, default_headers={})
+
+
+class _Polling:
+    """The one polling loop, as steps: ``("fetch", timeout)`` then ``("sleep", seconds)`` until the
+    job ends. The sync client, the async client and the CLI each drive it with their own I/O."""
+
+    def __init__(self, session: _Session, request_id: str, timeout: Any, interval: Any, deadline: Optional[float]) -> None:
+        self.request_id = request_id
+        self.session = session
+        self.timeout = _check_number("timeout", timeout, positive=True)
+        self.interval = _check_number("poll_interval", interval, positive=True)
+        own = _time.monotonic() + self.timeout
+        self.by_deadline = deadline is not None and deadline < own
+        self.end = deadline if deadline is not None and deadline < own else own
+        # What each status fetch is bound by: the call's deadline, when that is what ends the polling.
+        self.at = self.end if self.by_deadline else None
+
+    def steps(self) -> "Generator[Tuple[str, Optional[float]], Any, Any]":
+        """Yields what to do next; is sent each fetched status; returns the final status."""
+        while True:
+            left = self.end - _time.monotonic()
+            session_timeout = self.session.timeout
+            status = yield ("fetch", max(0.05, left if session_timeout is None else min(session_timeout, left)))
+            if status.is_terminal:
+                return status
+            left = self.end - _time.monotonic()
+            if left <= 0 or (self.by_deadline and left < self.interval):
+                raise self._expired(status.status)
+            yield ("sleep", min(self.interval, left))
+
+    def _expired(self, last_status: Optional[str]) -> TimeoutError:
+        rid = self.request_id
+        resume = "resume with client.requests.get(%r, wait=True)" % rid
+        if self.by_deadline:
+            return _deadline_error("request %s still %r; %s" % (rid, last_status, resume), request_id=rid, last_status=last_status)
+        return TimeoutError("request %s still %r after %.1fs; %s" % (rid, last_status, self.timeout, resume),
+                            error_code="POLL_TIMEOUT", last_status=last_status, request_id=rid)
+
+    def run(self, fetch: Callable[[Optional[float]], Any], on_status: Optional[Callable[[Any], None]] = None) -> Any:
+        """Drive the steps with blocking I/O: ``fetch(timeout)`` gets one status."""
+        steps = self.steps()
+        reply = None
+        try:
+            while True:
+                kind, value = steps.send(reply)
+                if kind == "fetch":
+                    reply = fetch(value)
+                    if on_status is not None:
+                        on_status(reply)
+                else:
+                    self.session.pause(value or 0.0)
+                    reply = None
+        except StopIteration as stop:
+            return stop.value
 
 
 ###############################################################################
@@ -1365,10 +1979,13 @@ class _Media:
             raise DownloadError("this result has no media URL to save", error_code="NO_MEDIA")
         _check_int("index", index, minimum=0, maximum=len(urls) - 1)
         client = self._client
-        if client is None:
-            with Client(api_key="") as fresh:
-                return fresh.download(urls[index], path, timeout=timeout)
-        return client.download(urls[index], path, timeout=timeout)
+        if client is not None:
+            return client.download(urls[index], path, timeout=timeout)
+        session = _standalone_session()
+        try:
+            return session.download(urls[index], path, timeout=timeout, at=session.deadline_for(None), max_bytes=_MAX_DOWNLOAD_BYTES)
+        finally:
+            session.transport.close()
 
 
 @_dataclass
@@ -1777,46 +2394,30 @@ class BillingPricing(_Result):
     _spec = (("last_updated", _as_str), ("pricing", lambda v, w: v))
 
 
-class _Poll:
-    """Deadline bookkeeping for polling a job, shared by the sync and async loops."""
+class _JobHandle:
+    """A job accepted with ``wait=False`` (HTTP 202): its ``request_id`` and last known ``status``."""
 
-    def __init__(self, request_id: str, timeout: Any, poll_interval: Any) -> None:
-        self.request_id = request_id
-        self.timeout = _check_number("timeout", timeout, positive=True)
-        self.interval = _check_number("poll_interval", poll_interval, positive=True)
-        self.deadline = _time.monotonic() + self.timeout
-
-    def request_timeout(self, client_timeout: float) -> float:
-        """Per-GET timeout: never past the polling deadline."""
-        return max(0.05, min(client_timeout, self.deadline - _time.monotonic()))
-
-    def next_delay(self, result: RequestStatusResult) -> Optional[float]:
-        """None when the job is finished; else seconds to sleep. Raises TimeoutError at the deadline."""
-        if result.is_terminal:
-            return None
-        remaining = self.deadline - _time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError(
-                "request %s still %r after %.1fs; resume with client.requests.get(%r, wait=True)"
-                % (self.request_id, result.status, self.timeout, self.request_id),
-                error_code="POLL_TIMEOUT",
-                last_status=result.status,
-                request_id=self.request_id,
-            )
-        return min(self.interval, remaining)
-
-
-class GenerationRequest:
-    """A job accepted with ``wait=False`` (HTTP 202). ``wait()`` polls it to the end."""
-
-    def __init__(self, request_id: str, client: "Client", status: str = "pending") -> None:
+    def __init__(self, request_id: str, client: Any, status: str = "pending") -> None:
         self.request_id = request_id
         self.status = status
         self._client = client
 
-    def wait(self, *, timeout: float = 300.0, poll_interval: float = 2.0) -> RequestStatusResult:
+    def __repr__(self) -> str:
+        return "%s(request_id=%r, status=%r)" % (type(self).__name__, self.request_id, self.status)
+
+
+class GenerationRequest(_JobHandle):
+    """A job accepted with ``wait=False``; ``wait()`` polls it to the end."""
+
+    _client: "Client"
+
+    def wait(self, *, timeout: float = _POLL_TIMEOUT, poll_interval: float = _POLL_INTERVAL,
+             deadline: Optional[float] = None) -> RequestStatusResult:
         """Poll until completed or failed; ``TimeoutError`` (with ``request_id``) past ``timeout``."""
-        return self._client.requests.get(self.request_id, wait=True, timeout=timeout, poll_interval=poll_interval)
+        result = self._client.requests.get(self.request_id, wait=True, timeout=timeout, poll_interval=poll_interval,
+                                           deadline=deadline)
+        self.status = result.status
+        return result
 
     def refresh(self) -> RequestStatusResult:
         """Fetch the current status once."""
@@ -1824,21 +2425,19 @@ class GenerationRequest:
         self.status = result.status
         return result
 
-    def __repr__(self) -> str:
-        return "GenerationRequest(request_id=%r, status=%r)" % (self.request_id, self.status)
 
-
-class AsyncGenerationRequest:
+class AsyncGenerationRequest(_JobHandle):
     """A job accepted with ``wait=False`` on the async client; ``await handle.wait()``."""
 
-    def __init__(self, request_id: str, client: "AsyncClient", status: str = "pending") -> None:
-        self.request_id = request_id
-        self.status = status
-        self._client = client
+    _client: "AsyncClient"
 
-    async def wait(self, *, timeout: float = 300.0, poll_interval: float = 2.0) -> RequestStatusResult:
+    async def wait(self, *, timeout: float = _POLL_TIMEOUT, poll_interval: float = _POLL_INTERVAL,
+                   deadline: Optional[float] = None) -> RequestStatusResult:
         """Poll until completed or failed; ``TimeoutError`` (with ``request_id``) past ``timeout``."""
-        return await self._client.requests.get(self.request_id, wait=True, timeout=timeout, poll_interval=poll_interval)
+        result = await self._client.requests.get(self.request_id, wait=True, timeout=timeout, poll_interval=poll_interval,
+                                                 deadline=deadline)
+        self.status = result.status
+        return result
 
     async def refresh(self) -> RequestStatusResult:
         """Fetch the current status once."""
@@ -1846,18 +2445,39 @@ class AsyncGenerationRequest:
         self.status = result.status
         return result
 
-    def __repr__(self) -> str:
-        return "AsyncGenerationRequest(request_id=%r, status=%r)" % (self.request_id, self.status)
+
+def _result_from_status(cls: Type[_T], status: Dict[str, Any]) -> _T:
+    """A generation's result built from its completed ``GET /requests/{id}`` answer."""
+    data = dict(status)
+    url = data.get("output_url")
+    data.setdefault("id", data.get("request_id"))
+    if url:
+        data.setdefault("images", [url])
+        data.setdefault("image_url", url)
+        data.setdefault("video_url", url)
+    result = cls.from_dict(data)  # type: ignore[attr-defined]
+    result.raw = dict(status)
+    return cast(_T, result)
 
 
 ###############################################################################
 # Resources ###################################################################
 ###############################################################################
 
+# Every method takes these per-call options: ``timeout`` bounds one attempt (connect, send, each
+# wait for data); ``deadline`` (seconds from now) the whole call, retries and polling included;
+# ``headers`` adds request headers (e.g. a W3C ``traceparent``), never credentials.
+
 
 class _Resource:
     def __init__(self, client: "Client") -> None:
         self._client = client
+        self._session: _Session = client._session
+
+    def _call(self, method: str, path: str, timeout: Optional[float], deadline: Optional[float],
+              headers: Optional[Mapping[str, str]], **request: Any) -> Any:
+        session = self._session
+        return session.call(method, path, timeout=timeout, at=session.deadline_for(deadline), headers=headers, **request)
 
 
 def _payload(base: Dict[str, Any], params: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
@@ -1874,13 +2494,42 @@ def _payload(base: Dict[str, Any], params: Optional[Mapping[str, Any]]) -> Dict[
     return payload
 
 
-def _accepted(data: Any, client: "Client") -> Optional[GenerationRequest]:
+def _job_of(data: Any) -> Optional[Tuple[str, str]]:
+    """(request_id, status) when the answer accepts a job instead of giving its result."""
     if isinstance(data, dict) and data.get("request_id") and data.get("status") in ("pending", "accepted", "processing"):
-        return GenerationRequest(_as_str(data["request_id"], "request_id"), client, str(data["status"]))
+        return _as_str(data["request_id"], "request_id"), str(data["status"])
     return None
 
 
-class Images(_Resource):
+class _Generating(_Resource):
+    """What the three generate calls share: idempotency, ``wait``, and jobs that outlive a deadline."""
+
+    def _generate(self, path: str, body: Dict[str, Any], cls: Type[_T], *, query: Optional[Mapping[str, Any]] = None,
+                  wait: bool, timeout: Optional[float], deadline: Optional[float], headers: Optional[Mapping[str, str]],
+                  idempotency_key: Optional[str], prefer_async: bool = True) -> Union[_T, "GenerationRequest"]:
+        session = self._session
+        at = session.deadline_for(deadline)
+        extra = dict(headers or {})
+        if idempotency_key is not None:
+            extra["Idempotency-Key"] = _check_header_value("Idempotency-Key", _check_str("idempotency_key", idempotency_key) or "")
+        if prefer_async and (not wait or at is not None):
+            # With a deadline, even wait=True starts a job: its request_id is known before the
+            # budget can run out, so a caller cut short can resume it instead of paying again.
+            extra["Prefer"] = "respond-async"
+        data = session.call("POST", path, query=query, body=body, timeout=timeout, at=at, headers=extra)
+        job = _job_of(data)
+        if job is None:
+            return self._client._attach(cast(_T, cast(Any, cls).from_dict(data)))
+        if not wait:
+            return GenerationRequest(job[0], self._client, job[1])
+        final = self._client.requests._wait(job[0], timeout=_JOB_TIMEOUT, poll_interval=_POLL_INTERVAL, at=at, headers=headers)
+        if not final.succeeded:
+            raise ProviderError(final.error_message or "generation %s %s" % (job[0], final.status), provider=final.provider or "unknown",
+                                error_code="GENERATION_FAILED", request_id=job[0], details={"status": final.status})
+        return self._client._attach(_result_from_status(cls, final.raw))
+
+
+class Images(_Generating):
     """Image generation (``client.images``)."""
 
     # wait=True (the default) gives a result, wait=False a handle: typed callers need no isinstance.
@@ -1912,6 +2561,8 @@ class Images(_Resource):
         wait: bool = True,
         timeout: Optional[float] = None,
         idempotency_key: Optional[str] = None,
+        deadline: Optional[float] = None,
+        headers: Optional[Mapping[str, str]] = None,
     ) -> Union[ImageResult, GenerationRequest]:
         """Generate images. ``wait=False`` returns a ``GenerationRequest`` to poll."""
         body = _payload(
@@ -1926,13 +2577,11 @@ class Images(_Resource):
             },
             params,
         )
-        query = {"include_steps": True} if include_steps else None
-        data = self._client._post("/images/generate", body, query, wait, timeout, idempotency_key)
-        handle = _accepted(data, self._client)
-        return handle if handle is not None else self._client._attach(ImageResult.from_dict(data))
+        return self._generate("/images/generate", body, ImageResult, query={"include_steps": True} if include_steps else None,
+                              wait=wait, timeout=timeout, deadline=deadline, headers=headers, idempotency_key=idempotency_key)
 
 
-class Videos(_Resource):
+class Videos(_Generating):
     """Video generation (``client.videos``)."""
 
     @overload
@@ -1960,6 +2609,8 @@ class Videos(_Resource):
         wait: bool = True,
         timeout: Optional[float] = None,
         idempotency_key: Optional[str] = None,
+        deadline: Optional[float] = None,
+        headers: Optional[Mapping[str, str]] = None,
     ) -> Union[VideoResult, GenerationRequest]:
         """Generate a video (optionally from ``image_url``). ``wait=False`` returns a handle to poll."""
         body = _payload(
@@ -1972,9 +2623,8 @@ class Videos(_Resource):
             },
             params,
         )
-        data = self._client._post("/videos/generate", body, None, wait, timeout, idempotency_key)
-        handle = _accepted(data, self._client)
-        return handle if handle is not None else self._client._attach(VideoResult.from_dict(data))
+        return self._generate("/videos/generate", body, VideoResult, wait=wait, timeout=timeout, deadline=deadline,
+                              headers=headers, idempotency_key=idempotency_key)
 
 
 class Requests(_Resource):
@@ -1985,27 +2635,41 @@ class Requests(_Resource):
         request_id: str,
         *,
         wait: bool = False,
-        timeout: float = 300.0,
-        poll_interval: float = 2.0,
+        timeout: float = _JOB_TIMEOUT,
+        poll_interval: float = _POLL_INTERVAL,
+        deadline: Optional[float] = None,
+        headers: Optional[Mapping[str, str]] = None,
     ) -> RequestStatusResult:
         """Current status; with ``wait=True`` poll until completed or failed.
 
-        Past ``timeout`` seconds of polling, raises ``TimeoutError`` carrying ``request_id``
-        and ``last_status``: the job goes on server-side and can be polled again later.
+        ``timeout`` bounds the polling. Past it (or past ``deadline``), raises ``TimeoutError``
+        carrying ``request_id`` and ``last_status``: the job goes on server-side and can be
+        polled again later.
         """
-        path = "/requests/" + _path_segment("request_id", request_id)
+        at = self._session.deadline_for(deadline)
         if not wait:
-            return self._fetch(path, None)
-        poll = _Poll(request_id, timeout, poll_interval)
-        while True:
-            result = self._fetch(path, poll.request_timeout(self._client._timeout))
-            delay = poll.next_delay(result)
-            if delay is None:
-                return result
-            _time.sleep(delay)
+            return self._fetch(request_id, None, at, headers)
+        return self._wait(request_id, timeout=timeout, poll_interval=poll_interval, at=at, headers=headers)
 
-    def _fetch(self, path: str, timeout: Optional[float]) -> RequestStatusResult:
-        return self._client._attach(RequestStatusResult.from_dict(self._client._request("GET", path, timeout=timeout)))
+    def _wait(self, request_id: str, *, timeout: float, poll_interval: float, at: Optional[float],
+              headers: Optional[Mapping[str, str]], on_status: Optional[Callable[[RequestStatusResult], None]] = None
+              ) -> RequestStatusResult:
+        polling = _Polling(self._session, request_id, timeout, poll_interval, at)
+        return cast(RequestStatusResult, polling.run(lambda t: self._fetch(request_id, t, polling.at, headers), on_status))
+
+    def _fetch(self, request_id: str, timeout: Optional[float], at: Optional[float], headers: Optional[Mapping[str, str]]
+               ) -> RequestStatusResult:
+        try:
+            data = self._session.call("GET", _request_path(request_id), timeout=timeout, at=at, headers=headers)
+        except TimeoutError as exc:
+            if exc.request_id is None:  # the job's id, so that the caller can resume it later
+                exc.request_id = request_id
+            raise
+        return self._client._attach(RequestStatusResult.from_dict(data))
+
+
+def _request_path(request_id: str) -> str:
+    return "/requests/" + _path_segment("request_id", request_id)
 
 
 class Models(_Resource):
@@ -2023,6 +2687,8 @@ class Models(_Resource):
         limit: int = 100,
         featured: bool = False,
         timeout: Optional[float] = None,
+        deadline: Optional[float] = None,
+        headers: Optional[Mapping[str, str]] = None,
     ) -> ModelsResponse:
         """Filter and page the catalogue; ``model_type`` is an alias of ``media_type``."""
         query = {
@@ -2034,83 +2700,93 @@ class Models(_Resource):
             "sort": _check_str("sort", sort, optional=True),
             "featured": True if featured else None,
         }
-        data = self._client._request("GET", "/models", query=query, auth=False, timeout=timeout)
-        return ModelsResponse.from_dict(data)
+        return ModelsResponse.from_dict(self._call("GET", "/models", timeout, deadline, headers, query=query, auth=False))
 
-    def get(self, model_id: str, *, timeout: Optional[float] = None) -> ModelInfo:
+    def get(self, model_id: str, *, timeout: Optional[float] = None, deadline: Optional[float] = None,
+            headers: Optional[Mapping[str, str]] = None) -> ModelInfo:
         """One model by id (ids contain slashes: ``fal-ai/flux/schnell``)."""
         path = "/models/" + _path_segment("model_id", model_id, keep_slashes=True)
-        return ModelInfo.from_dict(self._client._request("GET", path, auth=False, timeout=timeout))
+        return ModelInfo.from_dict(self._call("GET", path, timeout, deadline, headers, auth=False))
 
-    def search(self, query: str, *, limit: int = 20, timeout: Optional[float] = None) -> ModelsResponse:
+    def search(self, query: str, *, limit: int = 20, timeout: Optional[float] = None, deadline: Optional[float] = None,
+               headers: Optional[Mapping[str, str]] = None) -> ModelsResponse:
         """Search by name, description or author; shorthand for ``list(search=query)``."""
-        return self.list(search=_check_str("query", query), limit=limit, timeout=timeout)
+        return self.list(search=_check_str("query", query), limit=limit, timeout=timeout, deadline=deadline, headers=headers)
 
 
 class Usage(_Resource):
     """Usage, logs and dashboard (``client.usage``)."""
 
-    def get(self, period: str = "month", *, timeout: Optional[float] = None) -> UsageSummary:
+    def get(self, period: str = "month", *, timeout: Optional[float] = None, deadline: Optional[float] = None,
+            headers: Optional[Mapping[str, str]] = None) -> UsageSummary:
         """Totals for ``period`` (day, week, month, year)."""
         query = {"period": _check_choice("period", period, _PERIODS)}
-        return UsageSummary.from_dict(self._client._request("GET", "/usage", query=query, timeout=timeout))
+        return UsageSummary.from_dict(self._call("GET", "/usage", timeout, deadline, headers, query=query))
 
-    def logs(self, *, limit: int = 50, offset: int = 0, timeout: Optional[float] = None) -> List[Dict[str, Any]]:
+    def logs(self, *, limit: int = 50, offset: int = 0, timeout: Optional[float] = None, deadline: Optional[float] = None,
+             headers: Optional[Mapping[str, str]] = None) -> List[Dict[str, Any]]:
         """Recent request log entries, newest first."""
         query = {"limit": _check_int("limit", limit, minimum=1), "offset": _check_int("offset", offset, minimum=0)}
-        data = self._client._request("GET", "/usage/logs", query=query, timeout=timeout)
+        data = self._call("GET", "/usage/logs", timeout, deadline, headers, query=query)
         logs = data.get("logs", []) if isinstance(data, dict) else data
         return [_as_dict(entry, "usage log entry") for entry in _as_list(logs, "logs")]
 
-    def dashboard(self, period: str = "month", *, timeout: Optional[float] = None) -> Dict[str, Any]:
+    def dashboard(self, period: str = "month", *, timeout: Optional[float] = None, deadline: Optional[float] = None,
+                  headers: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
         """Dashboard figures for ``period``, as the API sends them."""
         query = {"period": _check_choice("period", period, _PERIODS)}
-        return _as_dict(self._client._request("GET", "/dashboard", query=query, timeout=timeout), "dashboard")
+        return _as_dict(self._call("GET", "/dashboard", timeout, deadline, headers, query=query), "dashboard")
 
 
 class Providers(_Resource):
     """BYOK provider keys and balances (``client.providers``)."""
 
-    def list_keys(self, *, timeout: Optional[float] = None) -> ProviderKeysResponse:
+    def list_keys(self, *, timeout: Optional[float] = None, deadline: Optional[float] = None,
+                  headers: Optional[Mapping[str, str]] = None) -> ProviderKeysResponse:
         """Stored provider keys, masked."""
-        return ProviderKeysResponse.from_dict(self._client._request("GET", "/providers/keys", timeout=timeout))
+        return ProviderKeysResponse.from_dict(self._call("GET", "/providers/keys", timeout, deadline, headers))
 
-    def set_key(self, provider: str, api_key: str, *, timeout: Optional[float] = None) -> ProviderKeyInfo:
+    def set_key(self, provider: str, api_key: str, *, timeout: Optional[float] = None, deadline: Optional[float] = None,
+                headers: Optional[Mapping[str, str]] = None) -> ProviderKeyInfo:
         """Store (or replace) your key for ``provider``."""
         body = {"provider": _check_str("provider", provider), "api_key": _check_str("api_key", api_key)}
-        return ProviderKeyInfo.from_dict(self._client._request("PUT", "/providers/keys", body=body, timeout=timeout))
+        return ProviderKeyInfo.from_dict(self._call("PUT", "/providers/keys", timeout, deadline, headers, body=body))
 
-    def delete_key(self, provider: str, *, timeout: Optional[float] = None) -> Dict[str, Any]:
+    def delete_key(self, provider: str, *, timeout: Optional[float] = None, deadline: Optional[float] = None,
+                   headers: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
         """Delete your stored key for ``provider``."""
         path = "/providers/keys/" + _path_segment("provider", provider)
-        data = self._client._request("DELETE", path, timeout=timeout)
+        data = self._call("DELETE", path, timeout, deadline, headers)
         return _as_dict(data if data is not None else {}, "delete_key")
 
-    def validate_key(self, provider: str, api_key: str, *, timeout: Optional[float] = None) -> ProviderValidationResult:
+    def validate_key(self, provider: str, api_key: str, *, timeout: Optional[float] = None, deadline: Optional[float] = None,
+                     headers: Optional[Mapping[str, str]] = None) -> ProviderValidationResult:
         """Ask the provider whether ``api_key`` works, without storing it."""
         body = {"provider": _check_str("provider", provider), "api_key": _check_str("api_key", api_key)}
-        data = self._client._request("POST", "/providers/validate", body=body, timeout=timeout)
-        return ProviderValidationResult.from_dict(data)
+        return ProviderValidationResult.from_dict(self._call("POST", "/providers/validate", timeout, deadline, headers, body=body))
 
-    def balances(self, *, timeout: Optional[float] = None) -> ProviderBalancesResponse:
+    def balances(self, *, timeout: Optional[float] = None, deadline: Optional[float] = None,
+                 headers: Optional[Mapping[str, str]] = None) -> ProviderBalancesResponse:
         """Each provider's balance and limit."""
-        return ProviderBalancesResponse.from_dict(self._client._request("GET", "/providers/balances", timeout=timeout))
+        return ProviderBalancesResponse.from_dict(self._call("GET", "/providers/balances", timeout, deadline, headers))
 
 
 class Auth(_Resource):
     """Identity of the API key (``client.auth``)."""
 
-    def me(self, *, timeout: Optional[float] = None) -> AuthInfo:
+    def me(self, *, timeout: Optional[float] = None, deadline: Optional[float] = None,
+           headers: Optional[Mapping[str, str]] = None) -> AuthInfo:
         """The organization and role behind the key."""
-        return AuthInfo.from_dict(self._client._request("GET", "/auth/me", timeout=timeout))
+        return AuthInfo.from_dict(self._call("GET", "/auth/me", timeout, deadline, headers))
 
 
 class ApiKeys(_Resource):
     """The organization's API keys (``client.api_keys``)."""
 
-    def list(self, *, timeout: Optional[float] = None) -> List[ApiKeyInfo]:
+    def list(self, *, timeout: Optional[float] = None, deadline: Optional[float] = None,
+             headers: Optional[Mapping[str, str]] = None) -> List[ApiKeyInfo]:
         """All API keys, by prefix."""
-        data = self._client._request("GET", "/api-keys", timeout=timeout)
+        data = self._call("GET", "/api-keys", timeout, deadline, headers)
         items = data.get("keys", data.get("api_keys", [])) if isinstance(data, dict) else data
         return _list_of(ApiKeyInfo)(items, "api_keys")
 
@@ -2118,17 +2794,20 @@ class ApiKeys(_Resource):
 class Billing(_Resource):
     """Read-only billing (``client.billing``)."""
 
-    def stats(self, *, timeout: Optional[float] = None) -> Dict[str, Any]:
+    def stats(self, *, timeout: Optional[float] = None, deadline: Optional[float] = None,
+              headers: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
         """Billing statistics, as the API sends them."""
-        return _as_dict(self._client._request("GET", "/billing/stats", timeout=timeout), "billing stats")
+        return _as_dict(self._call("GET", "/billing/stats", timeout, deadline, headers), "billing stats")
 
-    def info(self, *, timeout: Optional[float] = None) -> BillingInfo:
+    def info(self, *, timeout: Optional[float] = None, deadline: Optional[float] = None,
+             headers: Optional[Mapping[str, str]] = None) -> BillingInfo:
         """Account, tier, balance and budget."""
-        return BillingInfo.from_dict(self._client._request("GET", "/billing/info", timeout=timeout))
+        return BillingInfo.from_dict(self._call("GET", "/billing/info", timeout, deadline, headers))
 
-    def pricing(self, *, timeout: Optional[float] = None) -> BillingPricing:
+    def pricing(self, *, timeout: Optional[float] = None, deadline: Optional[float] = None,
+                headers: Optional[Mapping[str, str]] = None) -> BillingPricing:
         """The current price list."""
-        return BillingPricing.from_dict(self._client._request("GET", "/billing/pricing", timeout=timeout))
+        return BillingPricing.from_dict(self._call("GET", "/billing/pricing", timeout, deadline, headers))
 
 
 # -- async mirrors: the sync method runs on the client's thread pool ------------
@@ -2139,23 +2818,12 @@ def _to_async(method: "Callable[Concatenate[Any, _P], _R]") -> "Callable[Concate
 
     @_functools.wraps(method)
     async def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return await self._run(getattr(self._sync, name), *args, **kwargs)
-
-    return cast("Callable[Concatenate[Any, _P], Awaitable[_R]]", call)
-
-
-def _to_async_job(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Like ``_to_async``, and a ``GenerationRequest`` handle becomes an ``AsyncGenerationRequest``."""
-    name = method.__name__
-
-    @_functools.wraps(method)
-    async def call(self: Any, *args: Any, **kwargs: Any) -> Any:
         result = await self._run(getattr(self._sync, name), *args, **kwargs)
-        if isinstance(result, GenerationRequest):
+        if isinstance(result, GenerationRequest):  # a job handle whose wait() can be awaited
             return AsyncGenerationRequest(result.request_id, self._client, result.status)
         return result
 
-    return call
+    return cast("Callable[Concatenate[Any, _P], Awaitable[_R]]", call)
 
 
 _S = TypeVar("_S", bound=_Resource)
@@ -2192,7 +2860,7 @@ class AsyncImages(_AsyncResource[Images]):
         ) -> Union[ImageResult, AsyncGenerationRequest]: ...
 
     else:
-        generate = _to_async_job(Images.generate)
+        generate = _to_async(Images.generate)
 
 
 class AsyncVideos(_AsyncResource[Videos]):
@@ -2217,7 +2885,7 @@ class AsyncVideos(_AsyncResource[Videos]):
         ) -> Union[VideoResult, AsyncGenerationRequest]: ...
 
     else:
-        generate = _to_async_job(Videos.generate)
+        generate = _to_async(Videos.generate)
 
 
 class AsyncRequests(_AsyncResource[Requests]):
@@ -2228,22 +2896,31 @@ class AsyncRequests(_AsyncResource[Requests]):
         request_id: str,
         *,
         wait: bool = False,
-        timeout: float = 300.0,
-        poll_interval: float = 2.0,
+        timeout: float = _JOB_TIMEOUT,
+        poll_interval: float = _POLL_INTERVAL,
+        deadline: Optional[float] = None,
+        headers: Optional[Mapping[str, str]] = None,
     ) -> RequestStatusResult:
         """Current status; with ``wait=True`` poll until completed or failed (see ``Requests.get``)."""
+        sync = self._sync
+        at = sync._session.deadline_for(deadline)
         if not wait:
-            return await self._run(self._sync.get, request_id)
+            return await self._run(sync._fetch, request_id, None, at, headers)
         import asyncio
 
-        path = "/requests/" + _path_segment("request_id", request_id)
-        poll = _Poll(request_id, timeout, poll_interval)
-        while True:
-            result = await self._run(self._sync._fetch, path, poll.request_timeout(self._sync._client._timeout))
-            delay = poll.next_delay(result)
-            if delay is None:
-                return result
-            await asyncio.sleep(delay)
+        polling = _Polling(sync._session, request_id, timeout, poll_interval, at)
+        steps = polling.steps()
+        reply: Any = None
+        try:
+            while True:
+                kind, value = steps.send(reply)
+                if kind == "sleep":
+                    await asyncio.sleep(value or 0.0)
+                    reply = None
+                else:
+                    reply = await self._run(sync._fetch, request_id, value, polling.at, headers)
+        except StopIteration as stop:
+            return cast(RequestStatusResult, stop.value)
 
 
 class AsyncModels(_AsyncResource[Models]):
@@ -2301,9 +2978,11 @@ class Client:
     """Synchronous visgate client; safe to share between threads.
 
     ``api_key`` defaults to ``$VISGATE_API_KEY`` and ``base_url`` to ``$VISGATE_BASE_URL``
-    or the public API. ``timeout`` bounds each request; ``max_retries`` is a count or a
-    ``Retry``. ``verify`` is True, a CA bundle path, or an ``ssl.SSLContext``.
-    ``trust_env`` reads ``HTTPS_PROXY``/``NO_PROXY``/``SSL_CERT_FILE``.
+    or the public API. ``timeout`` bounds each attempt (None: no limit); ``deadline`` (seconds)
+    each whole call, retries and polling included. ``max_retries`` is a count or a ``Retry``.
+    ``verify`` is True, a CA bundle path, or an ``ssl.SSLContext``. ``trust_env`` reads
+    ``HTTPS_PROXY``/``NO_PROXY``/``SSL_CERT_FILE``. ``hooks`` maps "request", "response",
+    "retry" and "error" to callables given a ``HookEvent``.
     """
 
     def __init__(
@@ -2311,7 +2990,7 @@ class Client:
         api_key: Optional[str] = None,
         *,
         base_url: Optional[str] = None,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: Optional[float] = DEFAULT_TIMEOUT,
         max_retries: Union[int, Retry] = DEFAULT_MAX_RETRIES,
         fal_key: Optional[str] = None,
         replicate_key: Optional[str] = None,
@@ -2320,35 +2999,27 @@ class Client:
         trust_env: bool = True,
         default_headers: Optional[Mapping[str, str]] = None,
         max_response_bytes: int = _MAX_RESPONSE_BYTES,
+        deadline: Optional[float] = None,
+        hooks: Optional[Mapping[str, Any]] = None,
     ) -> None:
-        key = api_key if api_key is not None else _os.environ.get("VISGATE_API_KEY", "")
-        self._api_key: str = _check_header_value("api_key", key.strip() if isinstance(key, str) else key)
-        url = base_url if base_url is not None else _os.environ.get("VISGATE_BASE_URL") or DEFAULT_BASE_URL
-        self._origin, prefix = _split_url(url)
-        if "?" in prefix or "#" in url:
-            raise ValidationError("base_url must not have a query or fragment", field="base_url")
-        self._prefix = prefix.rstrip("/")
-        self.base_url: str = "%s://%s%s" % (self._origin.scheme, self._origin.netloc, self._prefix)
-        self._timeout = _check_number("timeout", timeout, positive=True)
-        if isinstance(max_retries, Retry):
-            self._retry = max_retries
-        else:
-            self._retry = Retry(total=_check_int("max_retries", max_retries, minimum=0))
+        key = api_key or _os.environ.get("VISGATE_API_KEY", "")  # "" too falls back, as in 0.0.3
         if verify is not True and verify is not False and not isinstance(verify, str) and type(verify).__name__ != "SSLContext":
             raise ValidationError("verify must be True, False, a CA bundle path or an ssl.SSLContext", field="verify")
-        extra = dict(default_headers or {})
-        for name, value in extra.items():
-            if not isinstance(name, str) or not name or not _HEADER_TOKEN.issuperset(name):
-                raise ValidationError("default_headers has an invalid header name %r" % (name,), field="default_headers")
-            extra[name] = _check_header_value(name, value)
-        self._default_headers = extra
-        self._byok: Dict[str, str] = {}
-        self.set_provider_headers(fal_key=fal_key, replicate_key=replicate_key, runway_key=runway_key)
-        self._transport = _Transport(
-            verify=verify,
-            trust_env=bool(trust_env),
-            max_response_bytes=_check_int("max_response_bytes", max_response_bytes, minimum=1),
+        self._session = _Session(
+            api_key=_check_header_value("api_key", key.strip() if isinstance(key, str) else key),
+            base_url=base_url if base_url is not None else _os.environ.get("VISGATE_BASE_URL") or DEFAULT_BASE_URL,
+            timeout=_check_timeout(timeout),
+            retry=max_retries if isinstance(max_retries, Retry) else Retry(total=_check_int("max_retries", max_retries, minimum=0)),
+            deadline=None if deadline is None else _check_number("deadline", deadline, positive=True),
+            hooks=hooks,
+            default_headers=_check_headers("default_headers", default_headers),
+            transport=_Transport(
+                verify=verify,
+                trust_env=bool(trust_env),
+                max_response_bytes=_check_int("max_response_bytes", max_response_bytes, minimum=1),
+            ),
         )
+        self.set_provider_headers(fal_key=fal_key, replicate_key=replicate_key, runway_key=runway_key)
         self.images = Images(self)
         self.videos = Videos(self)
         self.requests = Requests(self)
@@ -2363,17 +3034,30 @@ class Client:
     @property
     def api_key(self) -> str:
         """The visgate API key in use ('' if none)."""
-        return self._api_key
+        return self._session.api_key
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL, without a trailing slash."""
+        return self._session.base_url
 
     @property
     def max_retries(self) -> int:
         """How many times a failed request is retried."""
-        return self._retry.total
+        return self._session.retry.total
 
     @property
-    def timeout(self) -> float:
-        """Default per-request timeout in seconds."""
-        return self._timeout
+    def timeout(self) -> Optional[float]:
+        """Default per-attempt timeout in seconds (None: no limit)."""
+        return self._session.timeout
+
+    def deadline(self, budget: Any, *, margin: float = 1.0) -> _DeadlineScope:
+        """``with client.deadline(x):`` bounds every call inside it, on this thread or task.
+
+        ``budget`` is seconds, or a Lambda context (``get_remaining_time_in_millis()``), less
+        ``margin`` seconds so the function still has time to return a ``request_id``.
+        """
+        return _DeadlineScope(_time.monotonic() + _budget_seconds(budget, margin))
 
     def generate(
         self,
@@ -2383,6 +3067,8 @@ class Client:
         *,
         timeout: Optional[float] = None,
         idempotency_key: Optional[str] = None,
+        deadline: Optional[float] = None,
+        headers: Optional[Mapping[str, str]] = None,
     ) -> GenerateResult:
         """Generate an image in one call (``POST /generate``)."""
         body: Dict[str, Any] = {"prompt": _check_str("prompt", prompt), "model": _check_str("model", model)}
@@ -2390,12 +3076,14 @@ class Client:
             if not isinstance(params, Mapping):
                 raise ValidationError("params must be a dict, got %s" % type(params).__name__, field="params")
             body["params"] = dict(params)
-        data = self._post("/generate", body, None, True, timeout, idempotency_key)
-        return self._attach(GenerateResult.from_dict(data))
+        result = self.images._generate("/generate", body, GenerateResult, wait=True, prefer_async=False, timeout=timeout,
+                                       deadline=deadline, headers=headers, idempotency_key=idempotency_key)
+        return cast(GenerateResult, result)
 
-    def health(self, *, timeout: Optional[float] = None) -> Dict[str, Any]:
+    def health(self, *, timeout: Optional[float] = None, deadline: Optional[float] = None,
+               headers: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
         """API health: ``{"status": "ok", "version": ..., ...}``."""
-        return _as_dict(self._request("GET", "/health", auth=False, timeout=timeout), "health")
+        return _as_dict(self.images._call("GET", "/health", timeout, deadline, headers, auth=False), "health")
 
     def set_provider_headers(
         self,
@@ -2407,12 +3095,12 @@ class Client:
         """Replace the BYOK keys sent with each request; an omitted key means managed mode."""
         given = {"fal_key": fal_key, "replicate_key": replicate_key, "runway_key": runway_key}
         byok = {}
-        for header, name in _BYOK_HEADERS:
+        for header, name, _variable in _BYOK_HEADERS:
             value = given[name]
             checked = _check_header_value(name, value) if value else ""
             if checked:
                 byok[header] = checked
-        self._byok = byok  # one assignment: a request in flight sees the old or the new set, never a mix
+        self._session.byok = byok  # one assignment: a request in flight sees the old or the new set, never a mix
 
     def download(
         self,
@@ -2421,43 +3109,19 @@ class Client:
         *,
         timeout: Optional[float] = None,
         max_bytes: int = _MAX_DOWNLOAD_BYTES,
+        deadline: Optional[float] = None,
     ) -> str:
         """Stream ``url`` into ``path`` through a temporary file, then rename it into place.
 
         No visgate or provider key is sent to the media host. Raises ``DownloadError`` on an
         HTTP error or past ``max_bytes``; a failed download leaves nothing at ``path``.
         """
-        import tempfile
-
-        origin, target = _split_url(url, "url")
-        limit = _check_int("max_bytes", max_bytes, minimum=1)
-        t = self._timeout if timeout is None else _check_number("timeout", timeout, positive=True)
-        dest = _os.fspath(path)
-        folder = _os.path.dirname(_os.path.abspath(dest))
-        headers = {"User-Agent": _USER_AGENT, "Accept": "*/*"}
-        for _hop in range(_MAX_REDIRECTS + 1):
-            fd, tmp = tempfile.mkstemp(prefix=".visgate-", suffix=".part", dir=folder)
-            try:
-                with _os.fdopen(fd, "wb") as out:
-                    resp = self._send_with_retries("GET", origin, target, headers, None, t, max_bytes=limit, sink=out)
-                location = resp.headers.get("location")
-                if resp.status in (301, 302, 303, 307, 308) and location:
-                    new_origin, target = _resolve_redirect(origin, target, location)
-                    origin = new_origin
-                    continue
-                if resp.status >= 400:
-                    raise DownloadError("download of %s failed: HTTP %d" % (url, resp.status), status_code=resp.status)
-                _os.replace(tmp, dest)
-                tmp = ""
-                return dest
-            finally:
-                if tmp and _os.path.exists(tmp):
-                    _os.unlink(tmp)
-        raise DownloadError("too many redirects downloading %s" % url, error_code="TOO_MANY_REDIRECTS")
+        session = self._session
+        return session.download(url, path, timeout=timeout, at=session.deadline_for(deadline), max_bytes=max_bytes)
 
     def close(self) -> None:
         """Close all connections; calls still running fail with ``ConnectionError``."""
-        self._transport.close()
+        self._session.transport.close()
 
     def __enter__(self) -> Self:
         return self
@@ -2468,130 +3132,23 @@ class Client:
     def __repr__(self) -> str:
         return "%s(base_url=%r)" % (type(self).__name__, self.base_url)
 
-    # -- the one request loop ------------------------------------------------
     def _attach(self, result: _T) -> _T:
         object.__setattr__(result, "_client", self)
         return result
 
-    def _secrets(self) -> Tuple[str, ...]:
-        return (self._api_key,) + tuple(self._byok.values())
 
-    def _post(
-        self,
-        path: str,
-        body: Dict[str, Any],
-        query: Optional[Mapping[str, Any]],
-        wait: bool,
-        timeout: Optional[float],
-        idempotency_key: Optional[str],
-    ) -> Any:
-        headers = {} if wait else {"Prefer": "respond-async"}
-        if idempotency_key is not None:
-            headers["Idempotency-Key"] = _check_header_value("Idempotency-Key", _check_str("idempotency_key", idempotency_key) or "")
-        return self._request("POST", path, query=query, body=body, timeout=timeout, headers=headers)
-
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: Optional[Mapping[str, Any]] = None,
-        body: Any = None,
-        auth: bool = True,
-        timeout: Optional[float] = None,
-        headers: Optional[Mapping[str, str]] = None,
-    ) -> Any:
-        """Send one API call with retries; return the decoded JSON or raise a ``VisgateError``."""
-        t = self._timeout if timeout is None else _check_number("timeout", timeout, positive=True)
-        if auth and not self._api_key:
-            raise AuthenticationError(
-                "No API key provided. Pass api_key= or set the VISGATE_API_KEY environment variable.",
-                status_code=None,
-                error_code="MISSING_API_KEY",
-            )
-        all_headers = {"User-Agent": _USER_AGENT, "Accept": "application/json"}
-        all_headers.update(self._default_headers)
-        if self._api_key:
-            all_headers["Authorization"] = "Bearer " + self._api_key
-        all_headers.update(self._byok)
-        data = None
-        if body is not None:
-            data = _json_dumps(body)
-            all_headers["Content-Type"] = "application/json"
-        if method == "POST":
-            import uuid
-
-            # One key for every attempt of this call: the server can drop a duplicate charge.
-            all_headers["Idempotency-Key"] = "vg-sdk-" + uuid.uuid4().hex
-        if headers:
-            all_headers.update(headers)
-        target = self._prefix + path
-        if query:
-            qs = _query(query)
-            if qs:
-                target += "?" + qs
-        resp = self._send_with_retries(method, self._origin, target, all_headers, data, t)
-        return _decode(resp, method, self._secrets)
-
-    def _send_with_retries(
-        self,
-        method: str,
-        origin: _Origin,
-        target: str,
-        headers: Dict[str, str],
-        data: Optional[bytes],
-        timeout: float,
-        **send_kwargs: Any,
-    ) -> _Response:
-        retry = self._retry
-        attempt = 0
-        hops = 0
-        while True:
-            started = _time.monotonic()
-            try:
-                resp = self._transport.send(method, origin, target, headers, data, timeout, **send_kwargs)
-            except _NetworkError as exc:
-                error = exc.error
-                if not exc.retryable or attempt >= retry.total or self._transport.closed:
-                    if attempt:
-                        error.message += " (after %d attempts)" % (attempt + 1)
-                    raise error from None
-                delay = retry.backoff(attempt)
-                _log("info", "%s %s%s failed (%s); retry %d in %.2fs", method, origin.netloc, target, error.error_code, attempt + 1, delay)
-            else:
-                _log("debug", "%s %s%s -> %d in %.0f ms", method, origin.netloc, target, resp.status, 1000 * (_time.monotonic() - started))
-                status = resp.status
-                location = resp.headers.get("location")
-                if status in (301, 302, 303, 307, 308) and location and "sink" not in send_kwargs:
-                    hops += 1
-                    if hops > _MAX_REDIRECTS:
-                        raise ConnectionError("too many redirects (%d)" % hops, error_code="TOO_MANY_REDIRECTS")
-                    new_origin, target = _resolve_redirect(origin, target, location)
-                    if _should_strip_auth(origin, new_origin):
-                        headers = {k: v for k, v in headers.items() if not _is_secret_header(k)}
-                    if status == 303 or (status in (301, 302) and method == "POST"):
-                        method, data = "GET", None
-                        headers = {k: v for k, v in headers.items() if k.lower() not in ("content-type", "idempotency-key")}
-                    origin = new_origin
-                    continue
-                if status < 400 or status not in retry.status_forcelist or attempt >= retry.total:
-                    return resp
-                if _is_provider_failure(resp):  # the provider said no; a retry would bill a failed run again
-                    return resp
-                hinted = retry.delay_for(attempt, status, resp.headers)
-                if hinted is None:  # the server asks for a longer wait than we may sleep
-                    return resp
-                delay = hinted
-                _log("info", "%s %s%s -> %d; retry %d in %.2fs", method, origin.netloc, target, status, attempt + 1, delay)
-            self._transport.pause(delay)
-            attempt += 1
+def _forward(name: str) -> Any:
+    """A property of ``AsyncClient`` that reads the same property of its ``Client``."""
+    prop = getattr(Client, name)
+    return property(lambda self: getattr(self._sync, name), doc=prop.__doc__)
 
 
 class AsyncClient:
     """Asynchronous visgate client: the same methods as ``Client``, awaitable.
 
     Calls run on a thread pool of up to ``max_concurrency`` threads (created on demand),
-    so a ``gather`` of 100 calls really runs 100 at once.
+    so a ``gather`` of 100 calls really runs 100 at once. A cancelled call stops at its next
+    safe point (before a retry or a poll); a request already sent may still complete.
     """
 
     def __init__(
@@ -2606,6 +3163,7 @@ class AsyncClient:
         self._sync = Client(api_key, **options)
         self._pool: Optional["concurrent.futures.ThreadPoolExecutor"] = None
         self._pool_lock = _thread.allocate_lock()
+        _FORK_SENSITIVE.add(self)
         sync = self._sync
         self.images = AsyncImages(self, sync.images)
         self.videos = AsyncVideos(self, sync.videos)
@@ -2617,24 +3175,18 @@ class AsyncClient:
         self.api_keys = AsyncApiKeys(self, sync.api_keys)
         self.billing = AsyncBilling(self, sync.billing)
 
-    @property
-    def base_url(self) -> str:
-        """The API base URL."""
-        return self._sync.base_url
-
-    @property
-    def api_key(self) -> str:
-        """The visgate API key in use ('' if none)."""
-        return self._sync.api_key
-
-    @property
-    def max_retries(self) -> int:
-        """How many times a failed request is retried."""
-        return self._sync.max_retries
+    base_url = _forward("base_url")
+    api_key = _forward("api_key")
+    max_retries = _forward("max_retries")
+    timeout = _forward("timeout")
 
     generate = _to_async(Client.generate)
     health = _to_async(Client.health)
     download = _to_async(Client.download)
+
+    def deadline(self, budget: Any, *, margin: float = 1.0) -> _DeadlineScope:
+        """``async with client.deadline(x):`` (or ``with``), as ``Client.deadline``."""
+        return self._sync.deadline(budget, margin=margin)
 
     def set_provider_headers(
         self,
@@ -2646,9 +3198,11 @@ class AsyncClient:
         """Replace the BYOK keys sent with each request; an omitted key means managed mode."""
         self._sync.set_provider_headers(fal_key=fal_key, replicate_key=replicate_key, runway_key=runway_key)
 
-    async def _run(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-        import asyncio
+    def _after_fork(self) -> None:
+        self._pool = None  # its threads do not exist in the child
+        self._pool_lock = _thread.allocate_lock()
 
+    def _executor(self) -> "concurrent.futures.ThreadPoolExecutor":
         pool = self._pool
         if pool is None:
             with self._pool_lock:
@@ -2657,9 +3211,21 @@ class AsyncClient:
                     from concurrent.futures import ThreadPoolExecutor
 
                     pool = self._pool = ThreadPoolExecutor(self._max_concurrency, thread_name_prefix="visgate")
-        call = _functools.partial(fn, *args, **kwargs) if kwargs else (lambda: fn(*args))
+        return pool
+
+    async def _run(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        import asyncio
+        import threading
+
+        cancelled = threading.Event()
+        context = _contextvars.copy_context()  # deadline scopes reach the worker thread
+        context.run(_CANCELLED.set, cancelled)
         try:
-            return await asyncio.get_running_loop().run_in_executor(pool, call)
+            return await asyncio.get_running_loop().run_in_executor(
+                self._executor(), _functools.partial(context.run, fn, *args, **kwargs))
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
         except RuntimeError as exc:  # executor shut down by close()
             if "shutdown" in str(exc):
                 raise ConnectionError("the client is closed") from None
@@ -2802,15 +3368,9 @@ class _Progress:
 
 def _cli_poll(client: Client, request_id: str, timeout: float) -> RequestStatusResult:
     progress = _Progress()
-    poll = _Poll(request_id, timeout, 1.0)
     try:
-        while True:
-            result = client.requests.get(request_id, timeout=poll.request_timeout(client.timeout))
-            progress.show(request_id, result.status)
-            delay = poll.next_delay(result)
-            if delay is None:
-                return result
-            _time.sleep(delay)
+        return client.requests._wait(request_id, timeout=timeout, poll_interval=1.0, at=client._session.deadline_for(None),
+                                     headers=None, on_status=lambda status: progress.show(request_id, status.status))
     finally:
         progress.done()
 
