@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import struct
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 import zlib
@@ -86,6 +88,13 @@ def test_health_needs_no_key(emu):
     assert answer.headers["Content-Type"] == "application/json"
     assert answer.json() == {"status": "ok", "version": answer.json()["version"],
                              "database": "ok", "cache": "ok", "emulator": True}
+
+
+def test_health_reports_the_sdk_version(emu):
+    import visgate_sdk
+
+    assert get(emu, "/health", key=None).json()["version"] == visgate_sdk.__version__ + "-emulator"
+    assert not hasattr(sys.modules["visgate_emulator"], "__version__")
 
 
 @pytest.mark.parametrize("key", [None, "vg-invalid-123", "sk-not-visgate"])
@@ -356,6 +365,51 @@ def test_idempotent_replay_is_not_counted_twice(emu):
     assert_error(reused, 409, "IDEMPOTENCY_KEY_REUSED")
 
 
+def test_concurrent_requests_with_one_idempotency_key_bill_once(emu):
+    body = {"prompt": "a stampede of retries", "model": "fal-ai/flux/dev"}
+    barrier = threading.Barrier(8)
+    answers = []
+
+    def worker():
+        barrier.wait(10)
+        answers.append(post(emu, "/images/generate", body, headers={"Idempotency-Key": "same"}))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(answers) == 8 and all(a.status == 200 for a in answers)
+    assert len({a.body for a in answers}) == 1
+    assert sum(a.headers.get("Idempotent-Replayed") == "true" for a in answers) == 7
+    usage = get(emu, "/usage").json()
+    assert usage["total_requests"] == 1
+    assert usage["total_billed_cost"] == pytest.approx(answers[0].json()["cost"]) and answers[0].json()["cost"] > 0
+
+
+def test_rerun_batch_with_the_same_keys_is_billed_once(emu):
+    batch = [("batch-%d" % n, {"prompt": "batch item %d" % n}) for n in range(3)]
+
+    def run(items):
+        return [post(emu, "/images/generate", body, headers={"Idempotency-Key": key}).json()
+                for key, body in items]
+
+    first = run(batch[:2])  # the batch is killed after two items
+    billed = get(emu, "/usage").json()["total_billed_cost"]
+    assert billed > 0
+    rerun = run(batch)
+    assert rerun[:2] == first
+    usage = get(emu, "/usage").json()
+    assert usage["total_requests"] == 3
+    assert usage["total_billed_cost"] == pytest.approx(billed + rerun[2]["cost"])
+    logs = get(emu, "/usage/logs").json()["logs"]
+    assert sorted(e["idempotency_key"] for e in logs) == [key for key, _ in batch]
+    assert all(e["cost"] > 0 and e["cache_hit"] is False for e in logs)
+    plain = post(emu, "/images/generate", {"prompt": "no key"}).json()
+    newest = get(emu, "/usage/logs?limit=1").json()["logs"][0]
+    assert newest["id"] == plain["id"] and newest["idempotency_key"] is None
+
+
 # -- async jobs ---------------------------------------------------------------------------------
 
 ASYNC = {"Prefer": "respond-async"}
@@ -396,6 +450,43 @@ def test_async_job_failure(emu):
     assert polled["output_url"] is None
     usage = get(emu, "/usage").json()
     assert usage["failed_requests"] == 1 and usage["total_billed_cost"] == 0
+
+
+def test_async_submission_with_an_idempotency_key_is_one_job(emu):
+    headers = dict(ASYNC, **{"Idempotency-Key": "one-job"})
+    first = post(emu, "/videos/generate", {"prompt": "one job"}, headers=headers)
+    again = post(emu, "/videos/generate", {"prompt": "one job"}, headers=headers)
+    assert first.status == again.status == 202 and again.json() == first.json()
+    for _ in range(2):
+        polled = get(emu, "/requests/" + first.json()["request_id"]).json()
+    assert polled["status"] == "completed"
+    assert get(emu, "/usage").json()["total_requests"] == 1
+
+
+def test_job_seconds_finish_by_the_clock_not_by_polls():
+    with Emulator(job_seconds=1.0) as emu:
+        started = time.monotonic()
+        job = post(emu, "/images/generate", {"prompt": "clocked"}, headers=ASYNC).json()
+        statuses = [get(emu, "/requests/" + job["request_id"]).json()["status"] for _ in range(3)]
+        quick = time.monotonic() - started < 0.5  # the three polls came within half the job time
+        assert statuses == ["pending"] * 3 or not quick
+        seen = []
+        while time.monotonic() - started < 10:
+            polled = get(emu, "/requests/" + job["request_id"]).json()
+            if not seen or seen[-1] != polled["status"]:
+                seen.append(polled["status"])
+            if polled["status"] == "completed":
+                break
+            time.sleep(0.05)
+        assert seen[-1] == "completed" and "processing" in seen
+        assert time.monotonic() - started >= 1.0
+        assert polled["output_url"] and get(emu, "/usage").json()["successful_requests"] == 1
+
+
+def test_job_seconds_zero_completes_at_the_first_poll():
+    with Emulator(job_seconds=0) as emu:
+        job = post(emu, "/videos/generate", {"prompt": "instant"}, headers=ASYNC).json()
+        assert get(emu, "/requests/" + job["request_id"]).json()["status"] == "completed"
 
 
 def test_unknown_request_is_404(emu):
@@ -596,6 +687,60 @@ def test_fault_times_lets_retries_succeed(emu):
     assert statuses == [503, 503, 200]
 
 
+def stalled_request(emu: Emulator, timeout: float, fault_value: str = "stall") -> HTTPConnection:
+    connection = HTTPConnection("127.0.0.1", emu.port, timeout=timeout)
+    connection.request("GET", "/api/v1/health", headers={"X-Emulator-Fault": fault_value})
+    return connection
+
+
+def handler_threads() -> int:
+    return sum("process_request" in t.name or t.name.startswith("Thread-") for t in threading.enumerate())
+
+
+def test_stall_fault_never_answers(emu):
+    baseline = handler_threads()
+    connection = stalled_request(emu, timeout=0.5)
+    with pytest.raises(socket.timeout):
+        connection.getresponse()
+    connection.close()  # the client hangs up: the emulator lets go of the connection
+    deadline = time.monotonic() + 10
+    while handler_threads() > baseline and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert handler_threads() <= baseline
+    assert get(emu, "/health", key=None).status == 200  # nobody else is held up
+
+
+def test_stall_times_lets_a_retry_through(emu):
+    connection = stalled_request(emu, timeout=0.5, fault_value="stall; times=1")
+    with pytest.raises(socket.timeout):
+        connection.getresponse()
+    connection.close()
+    assert fault(emu, "stall; times=1", "/health", key=None).status == 200
+
+
+def test_stopping_the_emulator_releases_a_stall():
+    emu = Emulator().start()
+    outcome = []
+
+    def client():
+        connection = stalled_request(emu, timeout=30)
+        try:
+            outcome.append(connection.getresponse().status)
+        except (ConnectionError, OSError) as exc:  # closed without an answer
+            outcome.append(type(exc).__name__)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    time.sleep(0.3)  # let the request arrive and stall
+    started = time.monotonic()
+    emu.stop()
+    thread.join(20)
+    assert not thread.is_alive() and time.monotonic() - started < 10
+    assert outcome and not isinstance(outcome[0], int)
+
+
 @pytest.mark.parametrize("kwargs", [
     {"model": "emulator/provider-failure", "headers": {}},
     {"model": "runway/gen4_image", "headers": {"X-Emulator-Fault": "provider"}},
@@ -629,20 +774,32 @@ def test_concurrent_requests_are_counted_once_each(emu):
     assert get(emu, "/usage").json()["total_requests"] == 12
 
 
-def test_cli_prints_banner_and_logs_without_secrets():
+def start_cli(*args: str):
+    """The emulator's command line on a free port: (process, banner lines, base URL)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "visgate_emulator", "--port", "0"], cwd=ROOT,
+        [sys.executable, "-m", "visgate_emulator", "--port", "0", *args], cwd=ROOT,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines = []
+    while True:
+        line = process.stderr.readline()
+        if not line:
+            stop_cli(process)
+        assert line, "emulator exited early: %s" % "".join(lines)
+        lines.append(line)
+        if "listening on" in line:
+            return process, lines, line.split("listening on ", 1)[1].strip()
+
+
+def stop_cli(process) -> None:
+    process.kill()
+    process.wait(10)
+    process.stderr.close()
+
+
+def test_cli_prints_banner_and_logs_without_secrets():
+    process, lines, base_url = start_cli()
     try:
-        lines = []
-        while True:
-            line = process.stderr.readline()
-            assert line, "emulator exited early: %s" % "".join(lines)
-            lines.append(line)
-            if "listening on" in line:
-                break
         assert "EMULATOR" in "".join(lines)
-        base_url = line.split("listening on ", 1)[1].strip()
         assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/api/v1")
         request = urllib.request.Request(
             base_url + "/providers/keys",
@@ -653,6 +810,30 @@ def test_cli_prints_banner_and_logs_without_secrets():
         assert "GET /api/v1/providers/keys 200" in log_line
         assert "secret" not in log_line
     finally:
-        process.kill()
-        process.wait(10)
-        process.stderr.close()
+        stop_cli(process)
+
+
+def test_cli_job_seconds():
+    process, _, base_url = start_cli("--quiet", "--job-seconds", "60")
+    try:
+        headers = {"Authorization": "Bearer " + DEMO_API_KEY, "Content-Type": "application/json",
+                   "Prefer": "respond-async"}
+        request = urllib.request.Request(base_url + "/videos/generate", data=b'{"prompt": "slow"}',
+                                         headers=headers, method="POST")
+        with OPENER.open(request, timeout=10) as resp:
+            request_id = json.loads(resp.read())["request_id"]
+        for _ in range(3):  # polls do not advance a clocked job
+            poll = urllib.request.Request(base_url + "/requests/" + request_id, headers=headers)
+            with OPENER.open(poll, timeout=10) as resp:
+                assert json.loads(resp.read())["status"] == "pending"
+    finally:
+        stop_cli(process)
+
+
+def test_cli_rejects_bad_job_options():
+    for args in (["--job-seconds", "-1"], ["--job-seconds", "1", "--job-steps", "2"]):
+        proc = subprocess.run([sys.executable, "-m", "visgate_emulator", "--port", "0", *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=30, check=False)
+        assert proc.returncode == 2 and "job-s" in proc.stderr
+    with pytest.raises(ValueError):
+        Emulator(job_seconds=-1)
