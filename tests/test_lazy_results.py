@@ -37,6 +37,25 @@ def test_dataclass_introspection_works_before_any_instance():
     assert run_fresh(code).splitlines() == ["True", "['id', 'images', 'model']"]
 
 
+def test_signature_and_help_show_the_fields_before_any_instance():
+    code = (
+        "import inspect, pydoc, visgate_sdk as v\n"
+        "print(list(inspect.signature(v.ImageResult).parameters)[:3])\n"
+        "print(list(inspect.signature(v.UsageSummary).parameters)[-1])\n"
+        "print(pydoc.render_doc(v.VideoResult, renderer=pydoc.plaintext).splitlines()[3].strip(' |')[:40])\n"
+    )
+    assert run_fresh(code).splitlines() == ["['id', 'images', 'model']", "raw", "VideoResult(id: 'str' = '', video_url: '"]
+
+
+def test_a_subclass_of_a_result_type_before_any_instance():
+    code = (
+        "import visgate_sdk as v\n"
+        "class Mine(v.ImageResult):\n    pass\n"
+        "print(Mine('i', ['u']).image_url, Mine.from_dict({'request_id': 'r'}).id)\n"
+    )
+    assert run_fresh(code) == "u r"
+
+
 def test_every_result_type_is_a_dataclass_with_raw_last():
     for name in visgate_sdk.__all__:
         obj = getattr(visgate_sdk, name)
