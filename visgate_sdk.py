@@ -1511,7 +1511,7 @@ class RequestStatusResult(_Media, _Result):
 
     request_id: str = _f("", "request_id", "id")
     status: str = "pending"
-    media_type: str = ""
+    media_type: str = "video"  # what visgate-sdk 0.0.3 assumes when the answer has none
     provider: str = ""
     model: str = ""
     output_url: Optional[str] = None
@@ -1716,6 +1716,7 @@ class BillingPricing(_Result):
     last_updated: Optional[str] = None
     pricing: Any = None
     raw: Dict[str, Any] = _raw()
+
 
 
 class _Poll:

@@ -104,3 +104,18 @@ def test_retry_is_an_immutable_value():
         raise AssertionError("Retry accepted an assignment")
     assert retry.total == 3
     assert "backoff_factor=0.1" in repr(retry)
+
+
+def test_a_pickled_result_leaves_its_client_behind():
+    client = visgate_sdk.Client(api_key="vg-secret-key-123")
+    try:
+        result = client._attach(ImageResult.from_dict({"id": "i", "images": ["https://x/1.png"]}))
+        blob = pickle.dumps(result)
+    finally:
+        client.close()
+    assert b"vg-secret-key-123" not in blob and result._client is client
+    code = "import pickle, sys, visgate_sdk; r = pickle.loads(sys.stdin.buffer.read()); print(r._client, r.image_url, r == r)"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.decode().split() == ["None", "https://x/1.png", "True"]

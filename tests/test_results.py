@@ -216,7 +216,7 @@ def test_positional_construction_of_generation_results() -> None:
 DEFAULTS = {
     "GenerateResult": "GenerateResult(id='', image_url=None, images=[], model='', provider='', mode='', cost=0.0,"
     " cost_per_megapixel=0.0, latency_ms=0, resolution={}, created_at=None, cache_hit=False, provider_cost_avoided_micro=None)",
-    "RequestStatusResult": "RequestStatusResult(request_id='', status='pending', media_type='', provider='', model='',"
+    "RequestStatusResult": "RequestStatusResult(request_id='', status='pending', media_type='video', provider='', model='',"
     " output_url=None, error_message=None, created_at=None, completed_at=None)",
     "ModelsResponse": "ModelsResponse(models=[], total_count=0, last_updated=None, featured=None)",
     "UsageSummary": "UsageSummary(total_requests=0, successful_requests=0, failed_requests=0, cached_requests=0,"
@@ -269,3 +269,10 @@ def test_old_usage_keys() -> None:
         {"total_requests": 4, "cached_requests": 1, "total_cost_usd": 1.5, "provider_breakdown": {"fal": {"requests": 4}}}
     )
     assert (usage.total_billed_cost, usage.by_provider, usage.cache_hit_rate) == (1.5, {"fal": {"requests": 4}}, 25.0)
+
+
+def test_a_status_without_media_type_is_a_video_as_in_the_reference() -> None:
+    status = visgate_sdk.RequestStatusResult.from_dict({"request_id": "r", "status": "processing"})
+    assert status.media_type == "video" and visgate_sdk.RequestStatusResult().media_type == "video"
+    assert visgate_sdk.RequestStatusResult.from_dict({"media_type": "image"}).media_type == "image"
+
