@@ -1718,6 +1718,21 @@ class BillingPricing(_Result):
     raw: Dict[str, Any] = _raw()
 
 
+_Generation = TypeVar("_Generation", GenerateResult, ImageResult, VideoResult)
+
+
+def _result_from_status(cls: Type[_Generation], status_raw: Dict[str, Any]) -> _Generation:
+    """The result a completed ``GET /requests/{id}`` answer stands for: ``id`` from ``request_id``,
+    the image or video URL from ``output_url``, the status answer as ``raw``. The caller checks
+    that the job succeeded."""
+    status = RequestStatusResult.from_dict(status_raw)  # a wrong shape names RequestStatusResult.<key>
+    answer = dict(status.raw, id=status.request_id)
+    if status.output_url:
+        answer.setdefault("images", [status.output_url])  # VideoResult reads output_url itself
+    result = cls.from_dict(answer)
+    result.raw = status.raw
+    return result
+
 
 class _Poll:
     """Deadline bookkeeping for polling a job, shared by the sync and async loops."""

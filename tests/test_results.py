@@ -276,3 +276,34 @@ def test_a_status_without_media_type_is_a_video_as_in_the_reference() -> None:
     assert status.media_type == "video" and visgate_sdk.RequestStatusResult().media_type == "video"
     assert visgate_sdk.RequestStatusResult.from_dict({"media_type": "image"}).media_type == "image"
 
+STATUS = {
+    "request_id": "req-9", "status": "completed", "media_type": "image", "model": "fal-ai/flux/schnell", "provider": "fal",
+    "output_url": "https://cdn.example/out.png", "created_at": "2025-01-02T03:04:05Z", "completed_at": "2025-01-02T03:04:09Z",
+}
+
+
+def test_results_from_a_completed_status() -> None:
+    image = visgate_sdk._result_from_status(visgate_sdk.ImageResult, STATUS)
+    assert (image.id, image.images, image.image_url) == ("req-9", [STATUS["output_url"]], STATUS["output_url"])
+    assert (image.model, image.provider) == ("fal-ai/flux/schnell", "fal")
+    assert image.created_at == datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    assert image.raw is STATUS and "id" not in STATUS  # the answer is kept as it came
+    video = visgate_sdk._result_from_status(visgate_sdk.VideoResult, dict(STATUS, media_type="video"))
+    assert (type(video), video.id, video.video_url, video.model) == (visgate_sdk.VideoResult, "req-9", STATUS["output_url"], STATUS["model"])
+    generated = visgate_sdk._result_from_status(visgate_sdk.GenerateResult, STATUS)
+    assert (generated.id, generated.image_url, generated.images) == ("req-9", STATUS["output_url"], [STATUS["output_url"]])
+
+
+def test_a_status_keeps_what_else_it_carries() -> None:
+    status = dict(STATUS, cost=0.04, cache_hit=True, latency_ms=912, images=["https://cdn.example/a.png", "https://cdn.example/b.png"])
+    image = visgate_sdk._result_from_status(visgate_sdk.ImageResult, status)
+    assert (image.cost, image.cache_hit, image.latency_ms, len(image.images)) == (0.04, True, 912, 2)
+    empty = visgate_sdk._result_from_status(visgate_sdk.VideoResult, {"request_id": "r", "status": "completed"})
+    assert (empty.id, empty.video_url, empty._media_urls()) == ("r", None, [])
+
+
+def test_a_status_of_the_wrong_shape_names_the_status_key() -> None:
+    with pytest.raises(InvalidResponseError, match=r"RequestStatusResult\.output_url should be a string, got dict"):
+        visgate_sdk._result_from_status(visgate_sdk.ImageResult, dict(STATUS, output_url={}))
+    with pytest.raises(InvalidResponseError, match="RequestStatusResult should be an object, got list"):
+        visgate_sdk._result_from_status(visgate_sdk.ImageResult, [])  # type: ignore[arg-type]
