@@ -1427,8 +1427,10 @@ class _Media:
         return client.download(urls[index], path, timeout=timeout)
 
 
-# Field order is visgate-sdk 0.0.3's, which positional construction relies on. A field's type
-# names its parser (see ``_converter``); ``_f`` adds JSON keys where they are not its name.
+# Field order is visgate-sdk 0.0.3's, which positional construction relies on: that is why
+# ImageResult and VideoResult repeat their common fields instead of sharing a base (a base's
+# fields would come first). A field's type names its parser (see ``_converter``); ``_f`` adds
+# the JSON keys where they are not just the field's name.
 @_dataclass
 class GenerateResult(_Media, _Result):
     """Answer of ``client.generate()`` (``POST /generate``)."""
