@@ -1264,7 +1264,7 @@ def _list_of(cls: Any) -> Callable[[Any, str], List[Any]]:
 
 
 _CONVERTERS: Dict[Any, Callable[[Any, str], Any]] = {
-    str: _as_str, int: _as_int, float: _as_float, bool: _as_bool, datetime: _as_datetime, dict: _as_dict
+    str: _as_str, int: _as_int, float: _as_float, bool: _as_bool, datetime: _as_datetime, dict: _as_dict, Any: _as_any
 }
 
 
@@ -1281,7 +1281,7 @@ def _converter(hint: Any) -> Callable[[Any, str], Any]:
         if isinstance(args[0], type) and issubclass(args[0], _Result):
             return _list_of(args[0])
         return _as_list
-    return _CONVERTERS.get(origin or hint, _as_any)
+    return _CONVERTERS[origin or hint]  # a KeyError here: a field type with no parser yet
 
 
 def _f(default: Any, *keys: str) -> Any:
