@@ -1720,10 +1720,10 @@ class BillingPricing(_Result):
     raw: Dict[str, Any] = _raw()
 
 
-_Generation = TypeVar("_Generation", GenerateResult, ImageResult, VideoResult)
+_Generated = TypeVar("_Generated", GenerateResult, ImageResult, VideoResult)
 
 
-def _result_from_status(cls: Type[_Generation], status_raw: Dict[str, Any]) -> _Generation:
+def _result_from_status(cls: Type[_Generated], status_raw: Dict[str, Any]) -> _Generated:
     """The result a completed ``GET /requests/{id}`` answer stands for: ``id`` from ``request_id``,
     the image or video URL from ``output_url``, the status answer as ``raw``. The caller checks
     that the job succeeded."""

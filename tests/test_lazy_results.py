@@ -10,6 +10,8 @@ import sys
 import typing
 from pathlib import Path
 
+import pytest
+
 import visgate_sdk
 from visgate_sdk import GenerateResult, ImageResult, ModelInfo, ModelsResponse, Retry
 
@@ -120,3 +122,22 @@ def test_a_pickled_result_leaves_its_client_behind():
     proc = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.decode().split() == ["None", "https://x/1.png", "True"]
+
+
+def test_first_use_from_many_threads_at_once():
+    code = (
+        "import threading, visgate_sdk as v\n"
+        "barrier, out = threading.Barrier(8), []\n"
+        "def work(i):\n"
+        "    barrier.wait()\n"
+        "    out.append(v.ModelsResponse.from_dict({'models': [{'id': str(i)}], 'total': i}).total_count)\n"
+        "threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "print(sorted(out))\n"
+    )
+    assert run_fresh(code) == str(list(range(8)))
+
+
+def test_the_shared_base_is_not_a_result_type():
+    with pytest.raises(TypeError, match="_Result is not a result type"):
+        visgate_sdk._Result()
