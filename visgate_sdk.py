@@ -1302,13 +1302,8 @@ def _raw() -> Any:
 # dataclass on first use: first instance, unpickling, or a first look at its fields or signature
 # (``dataclasses.fields``, ``is_dataclass``, ``inspect.signature``, ``help``). Type checkers see
 # the decorator.
-class _FieldSpec:
-    """Run-time stand-in for ``dataclasses.field()`` until the class is materialised."""
-
-    __slots__ = ("kwargs",)
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.kwargs = kwargs
+class _FieldSpec(Dict[str, Any]):
+    """Run-time stand-in for ``dataclasses.field()``: its arguments, until the class is materialised."""
 
 
 if not TYPE_CHECKING:
@@ -1333,7 +1328,7 @@ def _materialize(cls: type) -> None:
             if "__dataclass_fields__" not in klass.__dict__:
                 for name, value in list(klass.__dict__.items()):
                     if isinstance(value, _FieldSpec):
-                        setattr(klass, name, dataclasses.field(**value.kwargs))
+                        setattr(klass, name, dataclasses.field(**value))
                 dataclasses.dataclass(klass)
 
 
