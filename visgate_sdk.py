@@ -1852,7 +1852,7 @@ def _as_str_list(value: Any, where: str) -> List[str]:
     return [_as_str(v, where) for v in _as_list(value, where)]
 
 
-def _as_datetime(value: Any, where: str) -> Optional["datetime"]:
+def _as_datetime(value: Any, where: str) -> Optional[datetime]:
     """ISO 8601 to an aware datetime; an unreadable stamp is None (still in ``raw``)."""
     text = _as_str(value, where).strip().replace("Z", "+00:00").replace("z", "+00:00")
     head, dot, frac = text.partition(".")
@@ -1866,6 +1866,10 @@ def _as_datetime(value: Any, where: str) -> Optional["datetime"]:
         return None
 
 
+def _as_any(value: Any, where: str) -> Any:
+    return value
+
+
 def _list_of(cls: Any) -> Callable[[Any, str], List[Any]]:
     def convert(value: Any, where: str) -> List[Any]:
         return [cls.from_dict(item) for item in _as_list(value, where)]
@@ -1873,21 +1877,47 @@ def _list_of(cls: Any) -> Callable[[Any, str], List[Any]]:
     return convert
 
 
+_CONVERTERS: Dict[Any, Callable[[Any, str], Any]] = {
+    str: _as_str, int: _as_int, float: _as_float, bool: _as_bool, datetime: _as_datetime, dict: _as_dict, Any: _as_any
+}
+
+
+def _converter(hint: Any) -> Callable[[Any, str], Any]:
+    """The parser a field's type names: ``Optional[X]`` reads as ``X``, ``Any`` takes any value."""
+    import typing
+
+    origin, args = typing.get_origin(hint), [a for a in typing.get_args(hint) if a is not type(None)]
+    if origin is Union:
+        return _converter(args[0])
+    if origin is list:
+        if args[0] is str:
+            return _as_str_list
+        if isinstance(args[0], type) and issubclass(args[0], _Result):
+            return _list_of(args[0])
+        return _as_list
+    return _CONVERTERS[origin or hint]  # a KeyError here: a field type with no parser yet
+
+
+def _f(default: Any, *keys: str) -> Any:
+    """A field read from JSON ``keys``, the first present wins (default: its name); a class
+    as ``default`` (``list``, ``dict``) makes a fresh one per instance."""
+    spec: Dict[str, Any] = {"default_factory" if isinstance(default, type) else "default": default}
+    if keys:
+        spec["metadata"] = {"keys": keys}
+    return _field(**spec)
+
+
 def _raw() -> Any:
     return _field(default_factory=dict, repr=False, compare=False)
 
 
-# Importing ``dataclasses`` (with ``inspect``) and generating twenty classes costs ~25 ms,
-# paid on every cold start even when no result is ever built. So each result class is
-# made a real dataclass on first use: first instance, or first look at its fields
-# (``dataclasses.fields``, ``is_dataclass``, ``asdict``). Type checkers see the decorator.
-class _FieldSpec:
-    """Run-time stand-in for ``dataclasses.field()`` until the class is materialised."""
-
-    __slots__ = ("kwargs",)
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.kwargs = kwargs
+# Importing ``dataclasses`` (with ``inspect``) and generating twenty classes costs ~15 ms, paid
+# on every cold start even when no result is ever built. So each result class is made a real
+# dataclass on first use: first instance, unpickling, or a first look at its fields or signature
+# (``dataclasses.fields``, ``is_dataclass``, ``inspect.signature``, ``help``). Type checkers see
+# the decorator.
+class _FieldSpec(Dict[str, Any]):
+    """Run-time stand-in for ``dataclasses.field()``: its arguments, until the class is materialised."""
 
 
 if not TYPE_CHECKING:
@@ -1902,41 +1932,48 @@ _DATACLASS_LOCK = _thread.allocate_lock()
 
 
 def _materialize(cls: type) -> None:
-    if "__dataclass_fields__" in cls.__dict__ or not cls.__dict__.get("_lazy_dataclass"):
-        return
-    import dataclasses
+    """Make ``cls`` and its lazy bases dataclasses, bases first, once."""
+    for klass in reversed(cls.__mro__):
+        if "__dataclass_fields__" in klass.__dict__ or not klass.__dict__.get("_lazy_dataclass"):
+            continue
+        import dataclasses
 
-    with _DATACLASS_LOCK:
-        if "__dataclass_fields__" in cls.__dict__:
-            return
-        for name, value in list(cls.__dict__.items()):
-            if isinstance(value, _FieldSpec):
-                setattr(cls, name, dataclasses.field(**value.kwargs))
-        dataclasses.dataclass(cls)
+        with _DATACLASS_LOCK:
+            if "__dataclass_fields__" not in klass.__dict__:
+                for name, value in list(klass.__dict__.items()):
+                    if isinstance(value, _FieldSpec):
+                        setattr(klass, name, dataclasses.field(**value))
+                dataclasses.dataclass(klass)
 
 
 class _LazyDataclass(type):
-    """Metaclass of the result types: applies the dataclass decorator on first use."""
-
-    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        if "__dataclass_fields__" not in cls.__dict__:
-            _materialize(cls)
-        return super().__call__(*args, **kwargs)
+    """Metaclass of the result types: a look at a class's fields or signature materialises it."""
 
     if not TYPE_CHECKING:
 
-        def __getattr__(cls, name):
-            if name == "__dataclass_fields__" and cls.__dict__.get("_lazy_dataclass"):
+        def __getattr__(cls, name):  # only called for what the class lacks
+            if name == "__signature__":  # inspect.signature(), help(): None = "read __init__"
                 _materialize(cls)
-                return cls.__dict__[name]
+                return None
+            if name == "__dataclass_fields__":
+                _materialize(cls)
+                return type.__getattribute__(cls, name)
             raise AttributeError("type object %r has no attribute %r" % (cls.__name__, name))
 
 
 class _Result(metaclass=_LazyDataclass):
-    """Shared parsing: ``_spec`` rows are (attribute, converter, *json keys tried in order)."""
+    """Shared parsing: each field is read from its JSON keys with the converter its type names."""
 
-    _spec: Tuple[Tuple[Any, ...], ...] = ()
     raw: Dict[str, Any]
+
+    if not TYPE_CHECKING:
+
+        def __init__(self, *args, **kwargs):
+            # Runs only before the class is materialised, which gives it a dataclass __init__.
+            _materialize(type(self))
+            if type(self).__init__ is _Result.__init__:
+                raise TypeError("%s is not a result type" % type(self).__name__)
+            type(self).__init__(self, *args, **kwargs)
 
     @classmethod
     def from_dict(cls: Type[_T], data: Any) -> _T:
@@ -1944,8 +1981,8 @@ class _Result(metaclass=_LazyDataclass):
         where = cls.__name__
         mapping = _as_dict(data, where)
         kwargs: Dict[str, Any] = {}
-        for attr, convert, *keys in cls._spec:  # type: ignore[attr-defined]
-            for key in keys or (attr,):
+        for attr, convert, keys in _parse_table(cls):
+            for key in keys:
                 value = mapping.get(key)
                 if value is not None:
                     kwargs[attr] = convert(value, "%s.%s" % (where, key))
@@ -1960,8 +1997,22 @@ class _Result(metaclass=_LazyDataclass):
         return state
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
-        _materialize(type(self))  # unpickling skips __init__, and so the metaclass
+        _materialize(type(self))  # unpickling skips __init__
         self.__dict__.update(state)
+
+
+def _parse_table(cls: type) -> Tuple[Tuple[str, Callable[[Any, str], Any], Tuple[str, ...]], ...]:
+    """(attribute, converter, JSON keys) per field but ``raw``, worked out on the first ``from_dict``."""
+    table = cls.__dict__.get("_parse_table")
+    if table is None:
+        import dataclasses
+        import typing
+
+        hints = typing.get_type_hints(cls)
+        fields = [f for f in dataclasses.fields(cls) if f.name != "raw"]
+        table = tuple((f.name, _converter(hints[f.name]), f.metadata.get("keys", (f.name,))) for f in fields)
+        cls._parse_table = table  # type: ignore[attr-defined]  # per class: a subclass has its own fields
+    return table
 
 
 class _Media:
@@ -1988,40 +2039,28 @@ class _Media:
             session.transport.close()
 
 
+# Field order is visgate-sdk 0.0.3's, which positional construction relies on: that is why
+# ImageResult and VideoResult repeat their common fields instead of sharing a base (a base's
+# fields would come first). A field's type names its parser (see ``_converter``); ``_f`` adds
+# the JSON keys where they are not just the field's name.
 @_dataclass
 class GenerateResult(_Media, _Result):
     """Answer of ``client.generate()`` (``POST /generate``)."""
 
-    id: str = ""
+    id: str = _f("", "id", "request_id")
     image_url: Optional[str] = None
-    images: List[str] = _field(default_factory=list)
+    images: List[str] = _f(list)
     model: str = ""
     provider: str = ""
     mode: str = ""
-    cost: float = 0.0
-    cost_per_megapixel: float = 0.0
+    cost: float = _f(0.0, "estimated_cost_usd", "cost")
+    cost_per_megapixel: float = _f(0.0, "cost_per_megapixel_usd")
     latency_ms: int = 0
-    resolution: Dict[str, int] = _field(default_factory=dict)
-    created_at: Optional["datetime"] = None
+    resolution: Dict[str, int] = _f(dict)
+    created_at: Optional[datetime] = None
     cache_hit: bool = False
     provider_cost_avoided_micro: Optional[int] = None
     raw: Dict[str, Any] = _raw()
-
-    _spec = (
-        ("id", _as_str, "id", "request_id"),
-        ("image_url", _as_str),
-        ("cache_hit", _as_bool),
-        ("provider_cost_avoided_micro", _as_int),
-        ("images", _as_str_list),
-        ("model", _as_str),
-        ("provider", _as_str),
-        ("mode", _as_str),
-        ("cost", _as_float, "estimated_cost_usd", "cost"),
-        ("cost_per_megapixel", _as_float, "cost_per_megapixel_usd"),
-        ("latency_ms", _as_int),
-        ("resolution", _as_dict),
-        ("created_at", _as_datetime),
-    )
 
     def __post_init__(self) -> None:
         if self.image_url is None and self.images:
@@ -2035,34 +2074,19 @@ class GenerateResult(_Media, _Result):
 class ImageResult(_Media, _Result):
     """Answer of ``images.generate()``; ``image_url`` is the first of ``images``."""
 
-    id: str = ""
-    images: List[str] = _field(default_factory=list)
+    id: str = _f("", "id", "request_id")
+    images: List[str] = _f(list)
     model: str = ""
     provider: str = ""
     cost: float = 0.0
     cache_hit: bool = False
     provider_cost_avoided_micro: Optional[int] = None
     latency_ms: Optional[int] = None
-    created_at: Optional["datetime"] = None
+    created_at: Optional[datetime] = None
     output_storage: Optional[str] = None
     output_size_bytes: Optional[int] = None
     steps: Optional[List[Dict[str, Any]]] = None
     raw: Dict[str, Any] = _raw()
-
-    _spec = (
-        ("id", _as_str, "id", "request_id"),
-        ("images", _as_str_list),
-        ("model", _as_str),
-        ("provider", _as_str),
-        ("cost", _as_float),
-        ("cache_hit", _as_bool),
-        ("provider_cost_avoided_micro", _as_int),
-        ("latency_ms", _as_int),
-        ("created_at", _as_datetime),
-        ("output_storage", _as_str),
-        ("output_size_bytes", _as_int),
-        ("steps", _as_list),
-    )
 
     @property
     def image_url(self) -> Optional[str]:
@@ -2077,28 +2101,16 @@ class ImageResult(_Media, _Result):
 class VideoResult(_Media, _Result):
     """Answer of ``videos.generate()``."""
 
-    id: str = ""
-    video_url: Optional[str] = None
+    id: str = _f("", "id", "request_id")
+    video_url: Optional[str] = _f(None, "video_url", "output_url")
     model: str = ""
     provider: str = ""
     cost: float = 0.0
     cache_hit: bool = False
     provider_cost_avoided_micro: Optional[int] = None
     latency_ms: Optional[int] = None
-    created_at: Optional["datetime"] = None
+    created_at: Optional[datetime] = None
     raw: Dict[str, Any] = _raw()
-
-    _spec = (
-        ("id", _as_str, "id", "request_id"),
-        ("video_url", _as_str, "video_url", "output_url"),
-        ("model", _as_str),
-        ("provider", _as_str),
-        ("cost", _as_float),
-        ("cache_hit", _as_bool),
-        ("provider_cost_avoided_micro", _as_int),
-        ("latency_ms", _as_int),
-        ("created_at", _as_datetime),
-    )
 
     def _media_urls(self) -> List[str]:
         return [self.video_url] if self.video_url else []
@@ -2111,9 +2123,9 @@ _TERMINAL = frozenset({"completed", "failed", "succeeded", "cancelled", "cancele
 class RequestStatusResult(_Media, _Result):
     """Status of an async generation (``GET /requests/{id}``); ``output_url`` once completed."""
 
-    request_id: str = ""
+    request_id: str = _f("", "request_id", "id")
     status: str = "pending"
-    media_type: str = ""
+    media_type: str = "video"  # what visgate-sdk 0.0.3 assumes when the answer has none
     provider: str = ""
     model: str = ""
     output_url: Optional[str] = None
@@ -2121,18 +2133,6 @@ class RequestStatusResult(_Media, _Result):
     created_at: Optional[str] = None
     completed_at: Optional[str] = None
     raw: Dict[str, Any] = _raw()
-
-    _spec = (
-        ("request_id", _as_str, "request_id", "id"),
-        ("status", _as_str),
-        ("media_type", _as_str),
-        ("provider", _as_str),
-        ("model", _as_str),
-        ("output_url", _as_str),
-        ("error_message", _as_str),
-        ("created_at", _as_str),
-        ("completed_at", _as_str),
-    )
 
     @property
     def is_terminal(self) -> bool:
@@ -2158,7 +2158,7 @@ class ModelInfo(_Result):
     media_type: str = "image"
     description: Optional[str] = None
     category: Optional[str] = None
-    tags: List[str] = _field(default_factory=list)
+    tags: List[str] = _f(list)
     cover_image_url: Optional[str] = None
     author: Optional[str] = None
     url: Optional[str] = None
@@ -2167,23 +2167,13 @@ class ModelInfo(_Result):
     pricing: Optional[Any] = None
     pricing_unit: Optional[str] = None
     run_count: int = 0
-    input_types: List[str] = _field(default_factory=list)
+    input_types: List[str] = _f(list)
     output_type: Optional[str] = None
-    capabilities: List[str] = _field(default_factory=list)
+    capabilities: List[str] = _f(list)
     first_seen_at: Optional[str] = None
     provider_created_at: Optional[str] = None
     last_synced_at: Optional[str] = None
     raw: Dict[str, Any] = _raw()
-
-    _spec = tuple(
-        [(n, _as_str) for n in ("id", "name", "provider", "media_type", "description", "category")]
-        + [("tags", _as_str_list)]
-        + [(n, _as_str) for n in ("cover_image_url", "author", "url")]
-        + [("base_cost_micro", _as_int), ("normalized_cost_micro", _as_int), ("pricing", lambda v, w: v)]
-        + [("pricing_unit", _as_str), ("run_count", _as_int), ("input_types", _as_str_list)]
-        + [("output_type", _as_str), ("capabilities", _as_str_list)]
-        + [(n, _as_str) for n in ("first_seen_at", "provider_created_at", "last_synced_at")]
-    )
 
 
 @_dataclass
@@ -2192,28 +2182,19 @@ class FeaturedSection(_Result):
 
     title: str = ""
     key: str = ""
-    models: List[ModelInfo] = _field(default_factory=list)
+    models: List[ModelInfo] = _f(list)
     raw: Dict[str, Any] = _raw()
-
-    _spec = (("title", _as_str), ("key", _as_str), ("models", _list_of(ModelInfo)))
 
 
 @_dataclass
 class ModelsResponse(_Result):
     """Answer of ``models.list()``; ``total_count`` counts all matches, not just this page."""
 
-    models: List[ModelInfo] = _field(default_factory=list)
-    total_count: int = 0
+    models: List[ModelInfo] = _f(list)
+    total_count: int = _f(0, "total_count", "total")
     last_updated: Optional[str] = None
     featured: Optional[List[FeaturedSection]] = None
     raw: Dict[str, Any] = _raw()
-
-    _spec = (
-        ("models", _list_of(ModelInfo)),
-        ("total_count", _as_int, "total_count", "total"),
-        ("last_updated", _as_str),
-        ("featured", _list_of(FeaturedSection)),
-    )
 
     def __post_init__(self) -> None:
         if self.featured == []:
@@ -2229,22 +2210,14 @@ class UsageSummary(_Result):
     failed_requests: int = 0
     cached_requests: int = 0
     total_provider_cost: float = 0.0
-    total_billed_cost: float = 0.0
+    total_billed_cost: float = _f(0.0, "total_billed_cost", "total_cost_usd")
     total_savings: float = 0.0
-    by_provider: Dict[str, Any] = _field(default_factory=dict)
-    by_model: Dict[str, Any] = _field(default_factory=dict)
+    by_provider: Dict[str, Any] = _f(dict, "by_provider", "provider_breakdown")
+    by_model: Dict[str, Any] = _f(dict)
     period: str = "month"
-    period_start: Optional["datetime"] = None
-    period_end: Optional["datetime"] = None
+    period_start: Optional[datetime] = None
+    period_end: Optional[datetime] = None
     raw: Dict[str, Any] = _raw()
-
-    _spec = tuple(
-        [(n, _as_int) for n in ("total_requests", "successful_requests", "failed_requests", "cached_requests")]
-        + [("total_provider_cost", _as_float), ("total_billed_cost", _as_float, "total_billed_cost", "total_cost_usd")]
-        + [("total_savings", _as_float), ("by_provider", _as_dict, "by_provider", "provider_breakdown")]
-        + [("by_model", _as_dict), ("period", _as_str)]
-        + [("period_start", _as_datetime), ("period_end", _as_datetime)]
-    )
 
     @property
     def cache_hit_rate(self) -> float:
@@ -2262,17 +2235,13 @@ class ProviderKeyInfo(_Result):
     masked_key: Optional[str] = None
     raw: Dict[str, Any] = _raw()
 
-    _spec = (("provider", _as_str), ("validated", _as_bool), ("validated_at", _as_str), ("masked_key", _as_str))
-
 
 @_dataclass
 class ProviderKeysResponse(_Result):
     """Answer of ``providers.list_keys()``."""
 
-    keys: List[ProviderKeyInfo] = _field(default_factory=list)
+    keys: List[ProviderKeyInfo] = _f(list)
     raw: Dict[str, Any] = _raw()
-
-    _spec = (("keys", _list_of(ProviderKeyInfo)),)
 
 
 @_dataclass
@@ -2282,8 +2251,6 @@ class ProviderValidationResult(_Result):
     valid: bool = False
     message: str = ""
     raw: Dict[str, Any] = _raw()
-
-    _spec = (("valid", _as_bool), ("message", _as_str))
 
 
 @_dataclass
@@ -2299,36 +2266,22 @@ class ProviderBalanceItem(_Result):
     message: Optional[str] = None
     raw: Dict[str, Any] = _raw()
 
-    _spec = (
-        ("provider", _as_str),
-        ("configured", _as_bool),
-        ("available", _as_bool),
-        ("limit", _as_float),
-        ("remaining", _as_float),
-        ("currency", _as_str),
-        ("message", _as_str),
-    )
-
 
 @_dataclass
 class ProviderBalancesResponse(_Result):
     """Answer of ``providers.balances()``."""
 
-    balances: List[ProviderBalanceItem] = _field(default_factory=list)
+    balances: List[ProviderBalanceItem] = _f(list)
     raw: Dict[str, Any] = _raw()
-
-    _spec = (("balances", _list_of(ProviderBalanceItem)),)
 
 
 @_dataclass
 class AuthInfo(_Result):
     """Who the API key belongs to (``GET /auth/me``)."""
 
-    organization: Dict[str, Any] = _field(default_factory=dict)
+    organization: Dict[str, Any] = _f(dict)
     role: str = ""
     raw: Dict[str, Any] = _raw()
-
-    _spec = (("organization", _as_dict), ("role", _as_str))
 
     @property
     def organization_id(self) -> Optional[str]:
@@ -2354,8 +2307,6 @@ class ApiKeyInfo(_Result):
     last_used_at: Optional[str] = None
     raw: Dict[str, Any] = _raw()
 
-    _spec = (("id", _as_str), ("name", _as_str), ("key_prefix", _as_str), ("created_at", _as_str), ("last_used_at", _as_str))
-
 
 @_dataclass
 class BillingInfo(_Result):
@@ -2371,17 +2322,6 @@ class BillingInfo(_Result):
     usage_this_month_cents: Optional[int] = None
     raw: Dict[str, Any] = _raw()
 
-    _spec = (
-        ("balance_micro", _as_int),
-        ("billing_status", _as_str),
-        ("company_name", _as_str),
-        ("free_mode_enabled", _as_bool),
-        ("monthly_budget_cents", _as_int),
-        ("support_email", _as_str),
-        ("tier", _as_str),
-        ("usage_this_month_cents", _as_int),
-    )
-
 
 @_dataclass
 class BillingPricing(_Result):
@@ -2391,7 +2331,21 @@ class BillingPricing(_Result):
     pricing: Any = None
     raw: Dict[str, Any] = _raw()
 
-    _spec = (("last_updated", _as_str), ("pricing", lambda v, w: v))
+
+_Generated = TypeVar("_Generated", GenerateResult, ImageResult, VideoResult)
+
+
+def _result_from_status(cls: Type[_Generated], status_raw: Dict[str, Any]) -> _Generated:
+    """The result a completed ``GET /requests/{id}`` answer stands for: ``id`` from ``request_id``,
+    the image or video URL from ``output_url``, the status answer as ``raw``. The caller checks
+    that the job succeeded."""
+    status = RequestStatusResult.from_dict(status_raw)  # a wrong shape names RequestStatusResult.<key>
+    answer = dict(status.raw, id=status.request_id)
+    if status.output_url:
+        answer.setdefault("images", [status.output_url])  # VideoResult reads output_url itself
+    result = cls.from_dict(answer)
+    result.raw = status.raw
+    return result
 
 
 class _JobHandle:

@@ -10,6 +10,8 @@ import sys
 import typing
 from pathlib import Path
 
+import pytest
+
 import visgate_sdk
 from visgate_sdk import GenerateResult, ImageResult, ModelInfo, ModelsResponse, Retry
 
@@ -35,6 +37,26 @@ def test_dataclass_introspection_works_before_any_instance():
         "print([f.name for f in dataclasses.fields(v.ImageResult)][:3])\n"
     )
     assert run_fresh(code).splitlines() == ["True", "['id', 'images', 'model']"]
+
+
+def test_signature_and_help_show_the_fields_before_any_instance():
+    code = (
+        "import inspect, pydoc, visgate_sdk as v\n"
+        "print(list(inspect.signature(v.ImageResult).parameters)[:3])\n"
+        "print(list(inspect.signature(v.UsageSummary).parameters)[-1])\n"
+        "doc = pydoc.render_doc(v.VideoResult, renderer=pydoc.plaintext)\n"
+        "print(\"video_url: 'Optional[str]' = None\" in doc, '*args' in doc)\n"
+    )
+    assert run_fresh(code).splitlines() == ["['id', 'images', 'model']", "raw", "True False"]
+
+
+def test_a_subclass_of_a_result_type_before_any_instance():
+    code = (
+        "import visgate_sdk as v\n"
+        "class Mine(v.ImageResult):\n    pass\n"
+        "print(Mine('i', ['u']).image_url, Mine.from_dict({'request_id': 'r'}).id)\n"
+    )
+    assert run_fresh(code) == "u r"
 
 
 def test_every_result_type_is_a_dataclass_with_raw_last():
@@ -85,3 +107,37 @@ def test_retry_is_an_immutable_value():
         raise AssertionError("Retry accepted an assignment")
     assert retry.total == 3
     assert "backoff_factor=0.1" in repr(retry)
+
+
+def test_a_pickled_result_leaves_its_client_behind():
+    client = visgate_sdk.Client(api_key="vg-secret-key-123")
+    try:
+        result = client._attach(ImageResult.from_dict({"id": "i", "images": ["https://x/1.png"]}))
+        blob = pickle.dumps(result)
+    finally:
+        client.close()
+    assert b"vg-secret-key-123" not in blob and result._client is client
+    code = "import pickle, sys, visgate_sdk; r = pickle.loads(sys.stdin.buffer.read()); print(r._client, r.image_url, r == r)"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.decode().split() == ["None", "https://x/1.png", "True"]
+
+
+def test_first_use_from_many_threads_at_once():
+    code = (
+        "import threading, visgate_sdk as v\n"
+        "barrier, out = threading.Barrier(8), []\n"
+        "def work(i):\n"
+        "    barrier.wait()\n"
+        "    out.append(v.ModelsResponse.from_dict({'models': [{'id': str(i)}], 'total': i}).total_count)\n"
+        "threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "print(sorted(out))\n"
+    )
+    assert run_fresh(code) == str(list(range(8)))
+
+
+def test_the_shared_base_is_not_a_result_type():
+    with pytest.raises(TypeError, match="_Result is not a result type"):
+        visgate_sdk._Result()
