@@ -2400,19 +2400,6 @@ class AsyncGenerationRequest(_JobHandle):
         return result
 
 
-def _result_from_status(cls: Type[_T], status: Dict[str, Any]) -> _T:
-    """A generation's result built from its completed ``GET /requests/{id}`` answer."""
-    data = dict(status)
-    url = data.get("output_url")
-    data.setdefault("id", data.get("request_id"))
-    if url:
-        data.setdefault("images", [url])
-        data.setdefault("image_url", url)
-        data.setdefault("video_url", url)
-    result = cls.from_dict(data)  # type: ignore[attr-defined]
-    result.raw = dict(status)
-    return cast(_T, result)
-
 
 ###############################################################################
 # Resources ###################################################################
@@ -2458,9 +2445,9 @@ def _job_of(data: Any) -> Optional[Tuple[str, str]]:
 class _Generating(_Resource):
     """What the three generate calls share: idempotency, ``wait``, and jobs that outlive a deadline."""
 
-    def _generate(self, path: str, body: Dict[str, Any], cls: Type[_T], *, query: Optional[Mapping[str, Any]] = None,
+    def _generate(self, path: str, body: Dict[str, Any], cls: Type[_Generated], *, query: Optional[Mapping[str, Any]] = None,
                   wait: bool, timeout: Optional[float], deadline: Optional[float], headers: Optional[Mapping[str, str]],
-                  idempotency_key: Optional[str], prefer_async: bool = True) -> Union[_T, "GenerationRequest"]:
+                  idempotency_key: Optional[str], prefer_async: bool = True) -> Union[_Generated, "GenerationRequest"]:
         session = self._session
         at = session.deadline_for(deadline)
         extra = dict(headers or {})
@@ -2473,7 +2460,7 @@ class _Generating(_Resource):
         data = session.call("POST", path, query=query, body=body, timeout=timeout, at=at, headers=extra)
         job = _job_of(data)
         if job is None:
-            return self._client._attach(cast(_T, cast(Any, cls).from_dict(data)))
+            return self._client._attach(cls.from_dict(data))
         if not wait:
             return GenerationRequest(job[0], self._client, job[1])
         final = self._client.requests._wait(job[0], timeout=_JOB_TIMEOUT, poll_interval=_POLL_INTERVAL, at=at, headers=headers)
