@@ -1860,16 +1860,23 @@ class _Resource:
         self._client = client
 
 
-def _payload(base: Dict[str, Any], params: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
-    """Merge model-specific ``params`` into the body; they may not override named arguments."""
+def _payload(base: Dict[str, Any], params: Optional[Mapping[str, Any]], method: Callable[..., Any]) -> Dict[str, Any]:
+    """The request body: the named arguments (those that are None left out), then ``params``.
+
+    A key of ``params`` sets any body field whose argument was left at its default (compared
+    by value with ``method``'s signature: ``width=1024`` counts as not given) or that has no
+    argument; the reference client sent ``params={"width": 512}`` so. A key naming an argument
+    given another value (``width=768, params={"width": 512}``) is ambiguous and refused.
+    """
     payload = {k: v for k, v in base.items() if v is not None}
     if params is None:
         return payload
     if not isinstance(params, Mapping):
         raise ValidationError("params must be a dict, got %s" % type(params).__name__, field="params")
+    defaults = method.__kwdefaults__ or {}
     for key, value in params.items():
-        if key in base:
-            raise ValidationError("params[%r] clashes with the %s argument; pass it by name" % (key, key), field=key)
+        if key in payload and (key not in defaults or payload[key] != defaults[key]):
+            raise ValidationError("params[%r] clashes with the %s argument; give it once" % (key, key), field=str(key))
         payload[str(key)] = value
     return payload
 
@@ -1925,6 +1932,7 @@ class Images(_Resource):
                 "seed": None if seed is None else _check_int("seed", seed),
             },
             params,
+            Images.generate,
         )
         query = {"include_steps": True} if include_steps else None
         data = self._client._post("/images/generate", body, query, wait, timeout, idempotency_key)
@@ -1971,6 +1979,7 @@ class Videos(_Resource):
                 "skip_gcs_upload": True if skip_gcs_upload else None,
             },
             params,
+            Videos.generate,
         )
         data = self._client._post("/videos/generate", body, None, wait, timeout, idempotency_key)
         handle = _accepted(data, self._client)

@@ -1,0 +1,94 @@
+"""Code written for visgate-sdk 0.0.3 runs unchanged: what that client sent, we send; the
+errors it raised look the same. Differences kept on purpose are in the README."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import pickle
+from typing import Any, Dict
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+import visgate_sdk
+from visgate_sdk import AsyncClient, Client, ValidationError
+from visgate_sdk.exceptions import (
+    AuthenticationError,
+    ConnectionError,
+    ProviderError,
+    RateLimitError,
+    TimeoutError,
+    VisgateError,
+)
+
+P = "/api/v1"
+IMAGE_ANSWER = {"id": "img-1", "images": ["https://cdn.example/1.png"], "model": "m/x", "provider": "fal", "cost": 0.01}
+VIDEO_ANSWER = {"id": "vid-1", "video_url": "https://cdn.example/1.mp4", "model": "m/v", "provider": "fal", "cost": 0.1}
+
+
+def _sent(httpserver: HTTPServer) -> Dict[str, Any]:
+    request, _ = httpserver.log[-1]
+    return dict(json.loads(request.get_data()))
+
+
+# -- 1. params may set any body field not given by name --------------------------------------
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"width": 512}, {"height": 768}, {"num_images": 2}, {"seed": 7}, {"negative_prompt": "blur"}, {"width": 512, "steps": 4}],
+    ids=lambda e: ",".join(e),
+)
+def test_image_params_set_fields_left_at_their_default(httpserver: HTTPServer, client: Client, extra: Dict[str, Any]) -> None:
+    httpserver.expect_request(P + "/images/generate", method="POST").respond_with_json(IMAGE_ANSWER)
+    client.images.generate("m/x", "a cat", params=extra)
+    body = _sent(httpserver)
+    for key, value in extra.items():
+        assert body[key] == value
+    assert body["model"] == "m/x" and body["prompt"] == "a cat"
+
+
+def test_an_argument_passed_with_its_default_value_counts_as_not_given(httpserver: HTTPServer, client: Client) -> None:
+    httpserver.expect_request(P + "/images/generate", method="POST").respond_with_json(IMAGE_ANSWER)
+    client.images.generate("m/x", "a cat", width=1024, params={"width": 512})
+    assert _sent(httpserver)["width"] == 512
+
+
+@pytest.mark.parametrize("extra", [{"duration_seconds": 8.0}, {"image_url": "https://x/i.png"}, {"skip_gcs_upload": True}])
+def test_video_params_set_fields_left_at_their_default(httpserver: HTTPServer, client: Client, extra: Dict[str, Any]) -> None:
+    httpserver.expect_request(P + "/videos/generate", method="POST").respond_with_json(VIDEO_ANSWER)
+    client.videos.generate("m/v", "waves", params=extra)
+    body = _sent(httpserver)
+    for key, value in extra.items():
+        assert body[key] == value
+
+
+def test_async_params_set_fields_left_at_their_default(httpserver: HTTPServer) -> None:
+    httpserver.expect_request(P + "/images/generate", method="POST").respond_with_json(IMAGE_ANSWER)
+
+    async def run() -> None:
+        async with AsyncClient("vg-k", base_url=httpserver.url_for(P)) as client:
+            await client.images.generate("m/x", "a cat", params={"seed": 3})
+
+    asyncio.run(run())
+    assert _sent(httpserver)["seed"] == 3
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.images.generate("m/x", "a cat", width=768, params={"width": 512}),
+        lambda c: c.images.generate("m/x", "a cat", seed=1, params={"seed": 2}),
+        lambda c: c.images.generate("m/x", "a cat", params={"model": "m/other"}),
+        lambda c: c.images.generate("m/x", "a cat", params={"prompt": "a dog"}),
+        lambda c: c.videos.generate("m/v", "waves", duration_seconds=3, params={"duration_seconds": 4}),
+        lambda c: c.videos.generate("m/v", "waves", skip_gcs_upload=True, params={"skip_gcs_upload": False}),
+    ],
+    ids=["width", "seed", "model", "prompt", "duration", "skip_gcs_upload"],
+)
+def test_an_argument_given_by_name_and_in_params_is_ambiguous(httpserver: HTTPServer, client: Client, call: Any) -> None:
+    with pytest.raises(ValidationError) as info:
+        call(client)
+    assert "clashes" in info.value.message
+    assert httpserver.log == []
