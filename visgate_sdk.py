@@ -422,8 +422,10 @@ def _check_number(name: str, value: Any, *, minimum: Optional[float] = None, pos
 
 
 def _check_int(name: str, value: Any, *, minimum: Optional[int] = None, maximum: Optional[int] = None) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # width=1024.0 (e.g. computed by a division): the reference client sent it
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError("%s must be an int, got %s" % (name, type(value).__name__), field=name)
+        raise ValidationError("%s must be an int, got %r" % (name, value), field=name)
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         bounds = "between %s and %s" % (minimum, maximum) if maximum is not None else ">= %s" % minimum
         raise ValidationError("%s must be %s, got %d" % (name, bounds, value), field=name)

@@ -960,7 +960,7 @@ BAD_CALLS = [
     ("images empty prompt", lambda c: c.images.generate("m/x", ""), "prompt"),
     ("images empty model", lambda c: c.images.generate("", "a cat"), "model"),
     ("width not int", lambda c: c.images.generate("m/x", "a cat", width="512"), "width"),
-    ("width float", lambda c: c.images.generate("m/x", "a cat", width=512.0), "width"),
+    ("width float", lambda c: c.images.generate("m/x", "a cat", width=512.5), "width"),
     ("width bool", lambda c: c.images.generate("m/x", "a cat", width=True), "width"),
     ("height zero", lambda c: c.images.generate("m/x", "a cat", height=0), "height"),
     ("num_images zero", lambda c: c.images.generate("m/x", "a cat", num_images=0), "num_images"),
@@ -1048,7 +1048,7 @@ BAD_CLIENTS: List[Any] = [
     ("timeout string", dict(timeout="30"), "timeout"),
     ("max_retries negative", dict(max_retries=-1), "max_retries"),
     ("max_retries bool", dict(max_retries=True), "max_retries"),
-    ("max_retries float", dict(max_retries=2.0), "max_retries"),
+    ("max_retries float", dict(max_retries=2.5), "max_retries"),
 ]
 
 

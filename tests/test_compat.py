@@ -92,3 +92,25 @@ def test_an_argument_given_by_name_and_in_params_is_ambiguous(httpserver: HTTPSe
         call(client)
     assert "clashes" in info.value.message
     assert httpserver.log == []
+
+
+# -- 2. integral floats for integer arguments ------------------------------------------------
+
+def test_integral_floats_are_sent_as_ints(httpserver: HTTPServer, client: Client) -> None:
+    httpserver.expect_request(P + "/images/generate", method="POST").respond_with_json(IMAGE_ANSWER)
+    client.images.generate("m/x", "a cat", width=1024.0, height=512.0, num_images=2.0, seed=42.0)  # type: ignore[arg-type]
+    body = _sent(httpserver)
+    assert [(body[k], type(body[k])) for k in ("width", "height", "num_images", "seed")] == [
+        (1024, int), (512, int), (2, int), (42, int)
+    ]
+    httpserver.expect_request(P + "/usage/logs").respond_with_json([])
+    client.usage.logs(limit=10.0, offset=0.0)  # type: ignore[arg-type]
+    assert httpserver.log[-1][0].args["limit"] == "10"
+
+
+@pytest.mark.parametrize("value", [1024.5, True, math.nan, math.inf, "1024", None])
+def test_non_integral_values_are_still_refused(httpserver: HTTPServer, client: Client, value: Any) -> None:
+    with pytest.raises(ValidationError) as info:
+        client.images.generate("m/x", "a cat", width=value)
+    assert info.value.field == "width"
+    assert httpserver.log == []
