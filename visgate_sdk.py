@@ -188,7 +188,6 @@ _MAX_RESPONSE_BYTES = 256 * 1024 * 1024
 _MAX_DOWNLOAD_BYTES = 2 * 1024 * 1024 * 1024
 _MAX_REDIRECTS = 5
 _USER_AGENT = "visgate-sdk-python/" + __version__
-_PERIODS = ("day", "week", "month", "year")
 # Header name -> constructor keyword for the user's own provider keys (BYOK).
 _BYOK_HEADERS = (("X-Fal-Key", "fal_key"), ("X-Replicate-Key", "replicate_key"), ("X-Runway-Key", "runway_key"))
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization"} | {h.lower() for h, _ in _BYOK_HEADERS})
@@ -455,10 +454,14 @@ def _check_header_value(name: str, value: str) -> str:
     return value.strip(" \t")  # surrounding whitespace is not part of a header value (RFC 9110)
 
 
-def _check_choice(name: str, value: Any, choices: Tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValidationError("%s must be one of %s, got %r" % (name, ", ".join(choices), value), field=name)
-    return str(value)
+def _check_filter(name: str, value: Any) -> Optional[str]:
+    """A value the server decides on (a period, a provider filter): only its type is checked
+    here, so a new period or provider needs no new client. None or "" means "not given"."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValidationError("%s must be a string, got %s" % (name, type(value).__name__), field=name)
+    return value
 
 
 ###############################################################################
@@ -2038,11 +2041,11 @@ class Models(_Resource):
         """Filter and page the catalogue; ``model_type`` is an alias of ``media_type``."""
         query = {
             "limit": _check_int("limit", limit, minimum=1),
-            "provider": _check_str("provider", provider, optional=True),
-            "media_type": _check_str("media_type", media_type if media_type is not None else model_type, optional=True),
-            "capability": _check_str("capability", capability, optional=True),
-            "search": _check_str("search", search, optional=True),
-            "sort": _check_str("sort", sort, optional=True),
+            "provider": _check_filter("provider", provider),
+            "media_type": _check_filter("media_type", media_type if media_type is not None else model_type),
+            "capability": _check_filter("capability", capability),
+            "search": _check_filter("search", search),
+            "sort": _check_filter("sort", sort),
             "featured": True if featured else None,
         }
         data = self._client._request("GET", "/models", query=query, auth=False, timeout=timeout)
@@ -2062,8 +2065,8 @@ class Usage(_Resource):
     """Usage, logs and dashboard (``client.usage``)."""
 
     def get(self, period: str = "month", *, timeout: Optional[float] = None) -> UsageSummary:
-        """Totals for ``period`` (day, week, month, year)."""
-        query = {"period": _check_choice("period", period, _PERIODS)}
+        """Totals for ``period`` (day, week, month, year; the server decides which it knows)."""
+        query = {"period": _check_filter("period", period)}
         return UsageSummary.from_dict(self._client._request("GET", "/usage", query=query, timeout=timeout))
 
     def logs(self, *, limit: int = 50, offset: int = 0, timeout: Optional[float] = None) -> List[Dict[str, Any]]:
@@ -2075,7 +2078,7 @@ class Usage(_Resource):
 
     def dashboard(self, period: str = "month", *, timeout: Optional[float] = None) -> Dict[str, Any]:
         """Dashboard figures for ``period``, as the API sends them."""
-        query = {"period": _check_choice("period", period, _PERIODS)}
+        query = {"period": _check_filter("period", period)}
         return _as_dict(self._client._request("GET", "/dashboard", query=query, timeout=timeout), "dashboard")
 
 
@@ -2776,14 +2779,15 @@ def _cli_parser() -> Any:
     status.add_argument("--poll-timeout", type=float, default=600.0)
     status.add_argument("-o", "--output", help="save the output once completed")
     models = add_parser("models", "list the model catalogue")
-    models.add_argument("--provider", choices=("fal", "replicate", "runway"))
-    models.add_argument("--media-type", choices=("image", "video"))
+    # No choices= for values the server decides on: a new provider or period needs no new client.
+    models.add_argument("--provider", help="fal, replicate, runway, ...")
+    models.add_argument("--media-type", help="image, video, ...")
     models.add_argument("--search")
     models.add_argument("--limit", type=int, default=20)
     model = add_parser("model", "show one model")
     model.add_argument("model_id")
     usage = add_parser("usage", "usage totals")
-    usage.add_argument("--period", choices=_PERIODS, default="month")
+    usage.add_argument("--period", default="month", help="day, week, month, year, ... (default: %(default)s)")
     add_parser("balances", "provider balances")
     add_parser("health", "API health")
     return parser

@@ -984,7 +984,7 @@ BAD_CALLS = [
     ("zero limit", lambda c: c.usage.logs(limit=0), "limit"),
     ("models limit zero", lambda c: c.models.list(limit=0), "limit"),
     ("models limit bool", lambda c: c.models.list(limit=True), "limit"),
-    ("empty provider filter", lambda c: c.models.list(provider=""), "provider"),
+    ("provider filter not a string", lambda c: c.models.list(provider=5), "provider"),
     ("model id ..", lambda c: c.models.get("fal-ai/../admin"), "model_id"),
     ("model id .", lambda c: c.models.get("./flux"), "model_id"),
     ("model id empty segment", lambda c: c.models.get("fal-ai//flux"), "model_id"),

@@ -114,3 +114,51 @@ def test_non_integral_values_are_still_refused(httpserver: HTTPServer, client: C
         client.images.generate("m/x", "a cat", width=value)
     assert info.value.field == "width"
     assert httpserver.log == []
+
+
+# -- 3. values the server decides on are not checked against a list --------------------------
+
+def test_unknown_period_is_left_to_the_server(httpserver: HTTPServer, client: Client) -> None:
+    httpserver.expect_request(P + "/usage").respond_with_json({"total_requests": 1, "period": "quarter"})
+    assert client.usage.get("quarter").period == "quarter"
+    assert httpserver.log[-1][0].args["period"] == "quarter"
+    httpserver.expect_request(P + "/dashboard").respond_with_json({})
+    client.usage.dashboard(period="Month")
+    assert httpserver.log[-1][0].args["period"] == "Month"
+
+
+def test_empty_filters_are_not_sent_like_the_reference_client(httpserver: HTTPServer, client: Client) -> None:
+    httpserver.expect_request(P + "/models").respond_with_json({"models": [], "total_count": 0})
+    client.models.list(provider="", media_type="", search="")
+    assert dict(httpserver.log[-1][0].args) == {"limit": "100"}
+    client.models.list(provider="stability")  # a provider this client has never heard of
+    assert httpserver.log[-1][0].args["provider"] == "stability"
+
+
+@pytest.mark.parametrize(
+    "call,field",
+    [
+        (lambda c: c.usage.get(7), "period"),
+        (lambda c: c.usage.dashboard(period=["week"]), "period"),
+        (lambda c: c.models.list(provider=5), "provider"),
+        (lambda c: c.models.list(media_type=b"image"), "media_type"),
+    ],
+)
+def test_filter_types_are_still_checked(httpserver: HTTPServer, client: Client, call: Any, field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        call(client)
+    assert info.value.field == field
+    assert httpserver.log == []
+
+
+def test_cli_passes_new_providers_and_periods_to_the_server(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("VISGATE_API_KEY", "vg-k")
+    monkeypatch.setenv("VISGATE_BASE_URL", httpserver.url_for(P))
+    httpserver.expect_request(P + "/usage").respond_with_json({"total_requests": 0, "period": "quarter"})
+    assert visgate_sdk.main(["usage", "--period", "quarter"]) == 0
+    assert "period: quarter" in capsys.readouterr().out
+    httpserver.expect_request(P + "/models").respond_with_json({"models": [], "total_count": 0})
+    assert visgate_sdk.main(["models", "--provider", "stability", "--media-type", "audio"]) == 0
+    assert httpserver.log[-1][0].args["provider"] == "stability"
+    assert httpserver.log[-1][0].args["media_type"] == "audio"
