@@ -251,7 +251,7 @@ class VisgateError(Exception):
         self.details: Dict[str, Any] = dict(details or {})
         self.status_code: Optional[int] = status_code
         self.request_id: Optional[str] = request_id
-        super().__init__(self.message, self.error_code, self.details, status_code)
+        super().__init__(self.message)  # args == (message,), as the reference client's
 
     def __str__(self) -> str:
         return "[%s] %s" % (self.error_code, self.message)
@@ -309,9 +309,11 @@ class ConflictError(VisgateError):
 
 
 class ValidationError(VisgateError, ValueError):
-    """Bad input: raised before sending (``status_code`` None) or by the API (400/422).
+    """Bad input, found by the API (400/422) or by this client before sending.
 
-    ``field`` names the offending argument or body field when known.
+    ``field`` names the offending argument or body field when known. ``status_code`` is
+    422 unless given: the reference client's default, and what the server would have
+    answered to input refused before sending.
     """
 
     default_code = "VALIDATION_ERROR"
@@ -319,8 +321,9 @@ class ValidationError(VisgateError, ValueError):
 
     def __init__(self, message: Optional[str] = None, field: Optional[str] = None, **kwargs: Any) -> None:
         details = dict(kwargs.pop("details", None) or {})
-        if field is not None:
+        if field:  # as the reference client: field="" adds no "field" key
             details.setdefault("field", field)
+        kwargs.setdefault("status_code", 422)
         super().__init__(message, details=details, **kwargs)
         self.field: Optional[str] = field
 
@@ -333,9 +336,12 @@ class RateLimitError(VisgateError):
 
     def __init__(self, message: Optional[str] = None, retry_after: Optional[float] = None, **kwargs: Any) -> None:
         kwargs.setdefault("status_code", 429)
-        super().__init__(message, **kwargs)
         if isinstance(retry_after, float) and retry_after.is_integer():
             retry_after = int(retry_after)  # "Retry after 7s", as the reference client printed, not "7.0s"
+        details = dict(kwargs.pop("details", None) or {})
+        if retry_after is not None:  # the reference client's details["retry_after"]; the server's own keys stay
+            details.setdefault("retry_after", retry_after)
+        super().__init__(message, details=details, **kwargs)
         self.retry_after: Optional[float] = retry_after
 
 
@@ -2914,9 +2920,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = _cli_parser().parse_args(argv)
     try:
         return _cli_run(args)
+    except AuthenticationError as exc:
+        if exc.error_code != "MISSING_API_KEY":
+            print("visgate: error: %s" % exc, file=_sys.stderr)
+            return _CLI_EXIT_API
+        # The library's message says api_key=; on the command line the spelling differs.
+        print("visgate: error: no API key: pass --api-key or set VISGATE_API_KEY", file=_sys.stderr)
+        return _CLI_EXIT_USAGE
     except ValidationError as exc:
+        # Refused arguments, by this client's checks or by the API (400/422): a usage error.
         print("visgate: error: %s" % exc, file=_sys.stderr)
-        return _CLI_EXIT_USAGE if exc.status_code is None else _CLI_EXIT_API
+        return _CLI_EXIT_USAGE
     except VisgateError as exc:
         print("visgate: error: %s" % exc, file=_sys.stderr)
         return _CLI_EXIT_API

@@ -1018,7 +1018,7 @@ def test_bad_input_raises_before_sending(httpserver: HTTPServer, client: Client,
     assert isinstance(err, ValueError)
     assert isinstance(err, visgate_sdk.VisgateError)
     assert err.field == field
-    assert err.status_code is None
+    assert err.status_code == 422  # the reference client's default: what the server would answer
     assert httpserver.log == []
 
 

@@ -162,3 +162,67 @@ def test_cli_passes_new_providers_and_periods_to_the_server(httpserver: HTTPServ
     assert visgate_sdk.main(["models", "--provider", "stability", "--media-type", "audio"]) == 0
     assert httpserver.log[-1][0].args["provider"] == "stability"
     assert httpserver.log[-1][0].args["media_type"] == "audio"
+
+
+# -- 4. exceptions: the reference client's defaults ------------------------------------------
+# visgate-sdk 0.0.3's exceptions.py, constructor by constructor.
+
+def test_reference_defaults_of_every_exception() -> None:
+    base = VisgateError("boom")
+    assert (base.message, base.error_code, base.details, base.status_code, base.args) == ("boom", "VISGATE_ERROR", {}, None, ("boom",))
+    assert str(base) == "[VISGATE_ERROR] boom"
+
+    auth = AuthenticationError()
+    assert (auth.message, auth.error_code, auth.details, auth.status_code) == ("Invalid or missing API key", "AUTHENTICATION_ERROR", {}, 401)
+
+    val = ValidationError("bad", field="prompt")
+    assert (val.message, val.error_code, val.details, val.status_code, val.field) == ("bad", "VALIDATION_ERROR", {"field": "prompt"}, 422, "prompt")
+    assert ValidationError("bad").details == {} and ValidationError("bad").field is None
+    assert ValidationError("bad", field="").details == {}
+    assert ValidationError("bad", status_code=400).status_code == 400
+
+    rate = RateLimitError(retry_after=60)
+    assert (rate.message, rate.error_code, rate.details, rate.status_code, rate.retry_after) == (
+        "Rate limit exceeded", "RATE_LIMIT_ERROR", {"retry_after": 60}, 429, 60)
+    assert RateLimitError().details == {} and RateLimitError().retry_after is None
+
+    prov = ProviderError("fal down")
+    assert (prov.message, prov.error_code, prov.details, prov.status_code, prov.provider) == (
+        "fal down", "PROVIDER_ERROR", {"provider": "unknown"}, None, "unknown")
+
+    late = TimeoutError()
+    assert (late.message, late.error_code, late.details, late.status_code) == ("Request timed out", "TIMEOUT_ERROR", {}, None)
+    conn = ConnectionError()
+    assert (conn.message, conn.error_code, conn.details, conn.status_code) == ("Connection failed", "CONNECTION_ERROR", {}, None)
+    for err in (auth, val, rate, prov, late, conn):
+        assert isinstance(err, VisgateError) and err.args == (err.message,)
+
+
+def test_pre_send_validation_errors_have_the_servers_status(httpserver: HTTPServer, client: Client) -> None:
+    # 0.0.3 code that branches on status_code == 422 sees input refused before sending the same way.
+    with pytest.raises(ValidationError) as info:
+        client.images.generate("m/x", "", width=512)
+    assert info.value.status_code == 422 and info.value.field == "prompt"
+
+
+def test_rate_limit_from_a_response_has_details_retry_after(httpserver: HTTPServer, make_client: Any) -> None:
+    httpserver.expect_request(P + "/usage").respond_with_json(
+        {"error": "RATE_LIMITED", "message": "slow down", "details": {"tier": "free"}}, status=429, headers={"Retry-After": "30"}
+    )
+    with pytest.raises(RateLimitError) as info:
+        make_client(max_retries=0).usage.get()
+    err = info.value
+    assert err.details["retry_after"] == 30 and err.retry_after == 30
+    assert err.details["tier"] == "free"
+    assert (err.error_code, err.message, err.status_code) == ("RATE_LIMITED", "slow down", 429)
+    assert pickle.loads(pickle.dumps(err)).details == {"tier": "free", "retry_after": 30}
+
+
+def test_rate_limit_keeps_the_servers_own_retry_after_detail(httpserver: HTTPServer, make_client: Any) -> None:
+    httpserver.expect_request(P + "/usage").respond_with_json(
+        {"error": "RATE_LIMITED", "message": "slow", "details": {"retry_after": 12}}, status=429, headers={"Retry-After": "5"}
+    )
+    with pytest.raises(RateLimitError) as info:
+        make_client(max_retries=0).usage.get()
+    assert info.value.details == {"retry_after": 12}
+    assert info.value.retry_after == 5
