@@ -2893,8 +2893,12 @@ def _cli_run(args: Any) -> int:
                 return _CLI_EXIT_API
         elif cmd == "models":
             found = client.models.list(provider=args.provider, media_type=args.media_type, search=args.search, limit=args.limit)
-            _cli_print(found, args.json, ["%-40s %-10s %-6s %s" % (m.id, m.provider, m.media_type, m.name) for m in found.models]
-                       + ["(%d of %d)" % (len(found.models), found.total_count)])
+            rows = [(m.id, m.provider, m.media_type, m.name) for m in found.models]
+            # Widths from the data: model ids run to 60+ characters ("owner/model/variant/...").
+            widths = [max((len(str(row[i])) for row in rows), default=0) for i in range(3)]
+            _cli_print(found, args.json, [
+                "  ".join(str(cell).ljust(width) for cell, width in zip(row[:3], widths)) + "  " + str(row[3]) for row in rows
+            ] + ["(%d of %d)" % (len(found.models), found.total_count)])
         elif cmd == "model":
             info = client.models.get(args.model_id)
             _cli_print(info, args.json, ["%s: %s" % (k, getattr(info, k)) for k in ("id", "name", "provider", "media_type", "description", "pricing")])

@@ -226,3 +226,36 @@ def test_rate_limit_keeps_the_servers_own_retry_after_detail(httpserver: HTTPSer
         make_client(max_retries=0).usage.get()
     assert info.value.details == {"retry_after": 12}
     assert info.value.retry_after == 5
+
+
+# -- 5, 6. the command line ------------------------------------------------------------------
+
+def test_cli_missing_key_names_the_command_line_spellings(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("VISGATE_BASE_URL", httpserver.url_for(P))
+    code = visgate_sdk.main(["usage"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--api-key" in err and "VISGATE_API_KEY" in err
+    assert "api_key=" not in err
+    assert err.count("\n") == 1
+    assert httpserver.log == []
+
+
+def test_cli_models_columns_fit_long_ids(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("VISGATE_API_KEY", "vg-k")
+    monkeypatch.setenv("VISGATE_BASE_URL", httpserver.url_for(P))
+    long_id = "black-forest-labs/flux-1.1-pro-ultra/with-a-very-long-variant-name-v2"
+    models = [
+        {"id": "fal-ai/flux/schnell", "provider": "fal", "media_type": "image", "name": "FLUX schnell"},
+        {"id": long_id, "provider": "replicate", "media_type": "image", "name": "FLUX ultra"},
+        {"id": "runway/gen4", "provider": "runway", "media_type": "video", "name": "Gen-4"},
+    ]
+    httpserver.expect_request(P + "/models").respond_with_json({"models": models, "total_count": 3})
+    assert visgate_sdk.main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()[:3]
+    starts = {line.index(m["provider"], len(m["id"])) for line, m in zip(lines, models)}
+    assert len(starts) == 1 and starts.pop() > len(long_id)  # one provider column, after the longest id
+    names = {line.index(m["name"]) for line, m in zip(lines, models)}
+    assert len(names) == 1
