@@ -259,3 +259,22 @@ def test_cli_models_columns_fit_long_ids(httpserver: HTTPServer, monkeypatch: py
     assert len(starts) == 1 and starts.pop() > len(long_id)  # one provider column, after the longest id
     names = {line.index(m["name"]) for line, m in zip(lines, models)}
     assert len(names) == 1
+
+
+# -- 7. every example has its own number -------------------------------------------------------
+
+def test_each_example_prefix_names_one_step() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    spec = importlib.util.spec_from_file_location("run_all_capabilities", examples / "run_all_capabilities.py")
+    assert spec is not None and spec.loader is not None
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    steps = [step for step, _, _ in runner.STEPS]
+    assert [s[:2] for s in steps] == ["%02d" % i for i in range(len(steps))]  # unique, in run order
+    assert sorted(p.stem for p in examples.glob("[0-9][0-9]_*.py")) == steps
+    for step in steps:
+        assert runner.select([step[:2]], cheap=False) == [step]
+        assert runner.select([step + ".py"], cheap=False) == [step]
