@@ -1986,7 +1986,7 @@ class Videos(_Resource):
                 "model": _check_str("model", model),
                 "prompt": _check_str("prompt", prompt),
                 "duration_seconds": _check_number("duration_seconds", duration_seconds, positive=True),
-                "image_url": _check_str("image_url", image_url, optional=True),
+                "image_url": _check_str("image_url", image_url, optional=True) if image_url != "" else None,  # "": none, as in 0.0.3
                 "skip_gcs_upload": True if skip_gcs_upload else None,
             },
             params,
@@ -2064,7 +2064,7 @@ class Models(_Resource):
 
     def search(self, query: str, *, limit: int = 20, timeout: Optional[float] = None) -> ModelsResponse:
         """Search by name, description or author; shorthand for ``list(search=query)``."""
-        return self.list(search=_check_str("query", query), limit=limit, timeout=timeout)
+        return self.list(search=_check_filter("query", query), limit=limit, timeout=timeout)  # "": all, as in 0.0.3
 
 
 class Usage(_Resource):
@@ -2409,7 +2409,8 @@ class Client:
         if params is not None:
             if not isinstance(params, Mapping):
                 raise ValidationError("params must be a dict, got %s" % type(params).__name__, field="params")
-            body["params"] = dict(params)
+            if params:  # {} is not sent, as in 0.0.3
+                body["params"] = dict(params)
         data = self._post("/generate", body, None, True, timeout, idempotency_key)
         return self._attach(GenerateResult.from_dict(data))
 

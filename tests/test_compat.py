@@ -164,6 +164,20 @@ def test_cli_passes_new_providers_and_periods_to_the_server(httpserver: HTTPServ
     assert httpserver.log[-1][0].args["media_type"] == "audio"
 
 
+
+def test_empty_strings_mean_not_given_like_the_reference_client(httpserver: HTTPServer, client: Client) -> None:
+    httpserver.expect_request(P + "/videos/generate", method="POST").respond_with_json(VIDEO_ANSWER)
+    client.videos.generate("m/v", "waves", image_url="")
+    assert "image_url" not in _sent(httpserver)
+    httpserver.expect_request(P + "/models").respond_with_json({"models": [], "total_count": 0})
+    client.models.search("")
+    assert dict(httpserver.log[-1][0].args) == {"limit": "20"}
+    httpserver.expect_request(P + "/generate", method="POST").respond_with_json(
+        {"id": "g", "image_url": "https://cdn.example/g.png", "images": [], "model": "m/x", "provider": "fal"}
+    )
+    client.generate("a cat", params={})
+    assert "params" not in _sent(httpserver)
+
 # -- 4. exceptions: the reference client's defaults ------------------------------------------
 # visgate-sdk 0.0.3's exceptions.py, constructor by constructor.
 
