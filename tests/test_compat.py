@@ -292,3 +292,18 @@ def test_each_example_prefix_names_one_step() -> None:
     for step in steps:
         assert runner.select([step[:2]], cheap=False) == [step]
         assert runner.select([step + ".py"], cheap=False) == [step]
+
+
+# -- 9. the README ---------------------------------------------------------------------------
+
+def test_readme_configuration_table_lists_every_client_argument() -> None:
+    import inspect
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("## Configuration"):readme.index("## Command line")]
+    listed = set(re.findall(r"^\| `(\w+)` \|", table, re.M))
+    arguments = set(inspect.signature(Client.__init__).parameters) - {"self"}
+    assert arguments <= listed, sorted(arguments - listed)
+    assert "from visgate_emulator import Emulator" in readme
