@@ -307,3 +307,174 @@ def test_readme_configuration_table_lists_every_client_argument() -> None:
     arguments = set(inspect.signature(Client.__init__).parameters) - {"self"}
     assert arguments <= listed, sorted(arguments - listed)
     assert "from visgate_emulator import Emulator" in readme
+
+
+
+# -- the reference client's signatures, call by call --------------------------------------------
+# Written down from visgate-sdk 0.0.3's source: (name, "pos" or "kw", default). Every argument must
+# be accepted at the same position or by the same name, with the same default.
+
+REFERENCE_SIGNATURES = {'AsyncClient.__init__': [('api_key', 'pos', None),
+                          ('base_url', 'kw', 'https://visgateai.com/api/v1'),
+                          ('timeout', 'kw', 120.0),
+                          ('max_retries', 'kw', 2),
+                          ('fal_key', 'kw', None),
+                          ('replicate_key', 'kw', None),
+                          ('runway_key', 'kw', None)],
+ 'AsyncClient.close': [],
+ 'AsyncClient.generate': [('prompt', 'pos', 'REQUIRED'), ('model', 'pos', 'fal-ai/flux/schnell'), ('params', 'pos', None)],
+ 'AsyncClient.health': [],
+ 'AsyncGenerationRequest.wait': [('timeout', 'kw', 300.0), ('poll_interval', 'kw', 2.0)],
+ 'AsyncImages.generate': [('model', 'pos', 'REQUIRED'),
+                          ('prompt', 'pos', 'REQUIRED'),
+                          ('negative_prompt', 'kw', None),
+                          ('width', 'kw', 1024),
+                          ('height', 'kw', 1024),
+                          ('num_images', 'kw', 1),
+                          ('seed', 'kw', None),
+                          ('params', 'kw', None),
+                          ('include_steps', 'kw', False),
+                          ('wait', 'kw', True)],
+ 'AsyncModels.get': [('model_id', 'pos', 'REQUIRED')],
+ 'AsyncModels.list': [('provider', 'kw', None),
+                      ('media_type', 'kw', None),
+                      ('model_type', 'kw', None),
+                      ('capability', 'kw', None),
+                      ('search', 'kw', None),
+                      ('sort', 'kw', None),
+                      ('limit', 'kw', 100),
+                      ('featured', 'kw', False)],
+ 'AsyncModels.search': [('query', 'pos', 'REQUIRED'), ('limit', 'kw', 20)],
+ 'AsyncProviders.balances': [],
+ 'AsyncProviders.delete_key': [('provider', 'pos', 'REQUIRED')],
+ 'AsyncProviders.list_keys': [],
+ 'AsyncProviders.set_key': [('provider', 'pos', 'REQUIRED'), ('api_key', 'pos', 'REQUIRED')],
+ 'AsyncProviders.validate_key': [('provider', 'pos', 'REQUIRED'), ('api_key', 'pos', 'REQUIRED')],
+ 'AsyncRequests.get': [('request_id', 'pos', 'REQUIRED'),
+                       ('wait', 'kw', False),
+                       ('timeout', 'kw', 300.0),
+                       ('poll_interval', 'kw', 2.0)],
+ 'AsyncUsage.dashboard': [('period', 'pos', 'month')],
+ 'AsyncUsage.get': [('period', 'pos', 'month')],
+ 'AsyncUsage.logs': [('limit', 'kw', 50), ('offset', 'kw', 0)],
+ 'AsyncVideos.generate': [('model', 'pos', 'REQUIRED'),
+                          ('prompt', 'pos', 'REQUIRED'),
+                          ('image_url', 'kw', None),
+                          ('duration_seconds', 'kw', 5.0),
+                          ('skip_gcs_upload', 'kw', False),
+                          ('params', 'kw', None),
+                          ('wait', 'kw', True)],
+ 'Client.__init__': [('api_key', 'pos', None),
+                     ('base_url', 'kw', 'https://visgateai.com/api/v1'),
+                     ('timeout', 'kw', 120.0),
+                     ('max_retries', 'kw', 2),
+                     ('fal_key', 'kw', None),
+                     ('replicate_key', 'kw', None),
+                     ('runway_key', 'kw', None)],
+ 'Client.close': [],
+ 'Client.generate': [('prompt', 'pos', 'REQUIRED'), ('model', 'pos', 'fal-ai/flux/schnell'), ('params', 'pos', None)],
+ 'Client.health': [],
+ 'Client.set_provider_headers': [('fal_key', 'kw', None), ('replicate_key', 'kw', None), ('runway_key', 'kw', None)],
+ 'GenerationRequest.wait': [('timeout', 'kw', 300.0), ('poll_interval', 'kw', 2.0)],
+ 'Images.generate': [('model', 'pos', 'REQUIRED'),
+                     ('prompt', 'pos', 'REQUIRED'),
+                     ('negative_prompt', 'kw', None),
+                     ('width', 'kw', 1024),
+                     ('height', 'kw', 1024),
+                     ('num_images', 'kw', 1),
+                     ('seed', 'kw', None),
+                     ('params', 'kw', None),
+                     ('include_steps', 'kw', False),
+                     ('wait', 'kw', True)],
+ 'Models.get': [('model_id', 'pos', 'REQUIRED')],
+ 'Models.list': [('provider', 'kw', None),
+                 ('media_type', 'kw', None),
+                 ('model_type', 'kw', None),
+                 ('capability', 'kw', None),
+                 ('search', 'kw', None),
+                 ('sort', 'kw', None),
+                 ('limit', 'kw', 100),
+                 ('featured', 'kw', False)],
+ 'Models.search': [('query', 'pos', 'REQUIRED'), ('limit', 'kw', 20)],
+ 'Providers.balances': [],
+ 'Providers.delete_key': [('provider', 'pos', 'REQUIRED')],
+ 'Providers.list_keys': [],
+ 'Providers.set_key': [('provider', 'pos', 'REQUIRED'), ('api_key', 'pos', 'REQUIRED')],
+ 'Providers.validate_key': [('provider', 'pos', 'REQUIRED'), ('api_key', 'pos', 'REQUIRED')],
+ 'Requests.get': [('request_id', 'pos', 'REQUIRED'),
+                  ('wait', 'kw', False),
+                  ('timeout', 'kw', 300.0),
+                  ('poll_interval', 'kw', 2.0)],
+ 'Usage.dashboard': [('period', 'pos', 'month')],
+ 'Usage.get': [('period', 'pos', 'month')],
+ 'Usage.logs': [('limit', 'kw', 50), ('offset', 'kw', 0)],
+ 'Videos.generate': [('model', 'pos', 'REQUIRED'),
+                     ('prompt', 'pos', 'REQUIRED'),
+                     ('image_url', 'kw', None),
+                     ('duration_seconds', 'kw', 5.0),
+                     ('skip_gcs_upload', 'kw', False),
+                     ('params', 'kw', None),
+                     ('wait', 'kw', True)]}
+REFERENCE_FIELDS = {'FeaturedSection': ['title', 'key', 'models'],
+ 'GenerateResult': ['id', 'image_url', 'images', 'model', 'provider', 'mode', 'cost', 'cost_per_megapixel', 'latency_ms',
+                    'resolution', 'created_at'],
+ 'ImageResult': ['id', 'images', 'model', 'provider', 'cost', 'cache_hit', 'provider_cost_avoided_micro', 'latency_ms',
+                 'created_at', 'output_storage', 'output_size_bytes', 'steps'],
+ 'ModelInfo': ['id', 'name', 'provider', 'media_type', 'description', 'category', 'tags', 'cover_image_url', 'author', 'url',
+               'base_cost_micro', 'normalized_cost_micro', 'pricing', 'pricing_unit', 'run_count', 'input_types', 'output_type',
+               'capabilities', 'first_seen_at', 'provider_created_at', 'last_synced_at'],
+ 'ModelsResponse': ['models', 'total_count', 'last_updated', 'featured'],
+ 'ProviderBalanceItem': ['provider', 'configured', 'available', 'limit', 'remaining', 'currency', 'message'],
+ 'ProviderBalancesResponse': ['balances'],
+ 'ProviderKeyInfo': ['provider', 'validated', 'validated_at', 'masked_key'],
+ 'ProviderKeysResponse': ['keys'],
+ 'ProviderValidationResult': ['valid', 'message'],
+ 'RequestStatusResult': ['request_id', 'status', 'media_type', 'provider', 'model', 'output_url', 'error_message', 'created_at',
+                         'completed_at'],
+ 'UsageSummary': ['total_requests', 'successful_requests', 'failed_requests', 'cached_requests', 'total_provider_cost',
+                  'total_billed_cost', 'total_savings', 'by_provider', 'by_model', 'period', 'period_start', 'period_end'],
+ 'VideoResult': ['id', 'video_url', 'model', 'provider', 'cost', 'cache_hit', 'provider_cost_avoided_micro', 'latency_ms',
+                 'created_at']}
+
+# Defaults that are sentinels here and resolve to the reference value (tested above or in test_client).
+SENTINEL_DEFAULTS = {("Client.__init__", "base_url"): None}
+
+
+@pytest.mark.parametrize("where", sorted(REFERENCE_SIGNATURES))
+def test_reference_signature_is_accepted(where: str) -> None:
+    import inspect
+
+    cls_name, method = where.split(".")
+    fn = getattr(getattr(visgate_sdk, cls_name), method)
+    params = list(inspect.signature(fn).parameters.values())[1:]
+    by_name = {p.name: p for p in params}
+    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    var_kw = any(p.kind == p.VAR_KEYWORD for p in params)
+    old_positional = [name for name, kind, _ in REFERENCE_SIGNATURES[where] if kind == "pos"]
+    assert positional[: len(old_positional)] == old_positional
+    for name, kind, default in REFERENCE_SIGNATURES[where]:
+        p = by_name.get(name)
+        if p is None:  # AsyncClient passes its options on to Client
+            assert var_kw and cls_name == "AsyncClient", name
+            p = inspect.signature(Client.__init__).parameters[name]
+        assert p.kind != p.POSITIONAL_ONLY, name
+        expected = SENTINEL_DEFAULTS.get((where.replace("AsyncClient", "Client"), name), default)
+        assert (p.default is p.empty) == (default == "REQUIRED"), name
+        if default != "REQUIRED":
+            assert p.default == expected, name
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_FIELDS))
+def test_reference_result_fields_keep_their_order(name: str) -> None:
+    import dataclasses
+
+    fields = [f.name for f in dataclasses.fields(getattr(visgate_sdk, name))]
+    assert fields[: len(REFERENCE_FIELDS[name])] == REFERENCE_FIELDS[name]
+
+
+def test_results_built_positionally_as_in_the_reference_client() -> None:
+    image = visgate_sdk.ImageResult("img-1", ["https://cdn.example/1.png"], "m/x", "fal", 0.01)
+    assert (image.id, image.images, image.model, image.provider, image.cost, image.cache_hit) == (
+        "img-1", ["https://cdn.example/1.png"], "m/x", "fal", 0.01, False)
+    status = visgate_sdk.RequestStatusResult("r-1", "completed", "video", "fal", "m/v", "https://cdn.example/v.mp4")
+    assert status.is_terminal and status.output_url == "https://cdn.example/v.mp4"
