@@ -1931,7 +1931,11 @@ class Images(_Resource):
         timeout: Optional[float] = None,
         idempotency_key: Optional[str] = None,
     ) -> Union[ImageResult, GenerationRequest]:
-        """Generate images. ``wait=False`` returns a ``GenerationRequest`` to poll."""
+        """Generate images. ``wait=False`` returns a ``GenerationRequest`` to poll.
+
+        ``params`` adds model-specific body fields and may set a named one left at its default
+        (``params={"width": 512}``); a field given both ways with another value is refused.
+        """
         body = _payload(
             {
                 "model": _check_str("model", model),
@@ -1980,7 +1984,11 @@ class Videos(_Resource):
         timeout: Optional[float] = None,
         idempotency_key: Optional[str] = None,
     ) -> Union[VideoResult, GenerationRequest]:
-        """Generate a video (optionally from ``image_url``). ``wait=False`` returns a handle to poll."""
+        """Generate a video (optionally from ``image_url``). ``wait=False`` returns a handle to poll.
+
+        ``params`` adds model-specific body fields and may set a named one left at its default
+        (``params={"duration_seconds": 8}``); a field given both ways with another value is refused.
+        """
         body = _payload(
             {
                 "model": _check_str("model", model),
