@@ -202,7 +202,6 @@ _POLL_TIMEOUT = 300.0  # how long requests.get(wait=True) and handle.wait() poll
 _JOB_TIMEOUT = 600.0  # how long a wait=True generation answered with 202 polls for its result
 _POLL_INTERVAL = 2.0
 _USER_AGENT = "visgate-sdk-python/" + __version__
-_PERIODS = ("day", "week", "month", "year")
 # The user's own provider keys (BYOK): header, constructor keyword, and the environment variable
 # that ``to_curl()`` names in their place.
 _BYOK_HEADERS = (
@@ -277,7 +276,7 @@ class VisgateError(Exception):
         self.details: Dict[str, Any] = dict(details or {})
         self.status_code: Optional[int] = status_code
         self.request_id: Optional[str] = request_id
-        super().__init__(self.message, self.error_code, self.details, status_code)
+        super().__init__(self.message)  # args == (message,), as the reference client's
 
     def __str__(self) -> str:
         return "[%s] %s" % (self.error_code, self.message)
@@ -350,9 +349,11 @@ class ConflictError(VisgateError):
 
 
 class ValidationError(VisgateError, ValueError):
-    """Bad input: raised before sending (``status_code`` None) or by the API (400/422).
+    """Bad input, found by the API (400/422) or by this client before sending.
 
-    ``field`` names the offending argument or body field when known.
+    ``field`` names the offending argument or body field when known. ``status_code`` is
+    422 unless given: the reference client's default, and what the server would have
+    answered to input refused before sending.
     """
 
     default_code = "VALIDATION_ERROR"
@@ -360,8 +361,9 @@ class ValidationError(VisgateError, ValueError):
 
     def __init__(self, message: Optional[str] = None, field: Optional[str] = None, **kwargs: Any) -> None:
         details = dict(kwargs.pop("details", None) or {})
-        if field is not None:
+        if field:  # as the reference client: field="" adds no "field" key
             details.setdefault("field", field)
+        kwargs.setdefault("status_code", 422)
         super().__init__(message, details=details, **kwargs)
         self.field: Optional[str] = field
 
@@ -374,9 +376,12 @@ class RateLimitError(VisgateError):
 
     def __init__(self, message: Optional[str] = None, retry_after: Optional[float] = None, **kwargs: Any) -> None:
         kwargs.setdefault("status_code", 429)
-        super().__init__(message, **kwargs)
         if isinstance(retry_after, float) and retry_after.is_integer():
             retry_after = int(retry_after)  # "Retry after 7s", as the reference client printed, not "7.0s"
+        details = dict(kwargs.pop("details", None) or {})
+        if retry_after is not None:  # the reference client's details["retry_after"]; the server's own keys stay
+            details.setdefault("retry_after", retry_after)
+        super().__init__(message, details=details, **kwargs)
         self.retry_after: Optional[float] = retry_after
 
 
@@ -462,8 +467,10 @@ def _check_number(name: str, value: Any, *, minimum: Optional[float] = None, pos
 
 
 def _check_int(name: str, value: Any, *, minimum: Optional[int] = None, maximum: Optional[int] = None) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # width=1024.0 (e.g. computed by a division): the reference client sent it
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError("%s must be an int, got %s" % (name, type(value).__name__), field=name)
+        raise ValidationError("%s must be an int, got %r" % (name, value), field=name)
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         bounds = "between %s and %s" % (minimum, maximum) if maximum is not None else ">= %s" % minimum
         raise ValidationError("%s must be %s, got %d" % (name, bounds, value), field=name)
@@ -506,10 +513,14 @@ def _check_headers(name: str, headers: Optional[Mapping[str, str]]) -> Dict[str,
     return checked
 
 
-def _check_choice(name: str, value: Any, choices: Tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValidationError("%s must be one of %s, got %r" % (name, ", ".join(choices), value), field=name)
-    return str(value)
+def _check_filter(name: str, value: Any) -> Optional[str]:
+    """A value the server decides on (a period, a provider filter): only its type is checked
+    here, so a new period or provider needs no new client. None or "" means "not given"."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValidationError("%s must be a string, got %s" % (name, type(value).__name__), field=name)
+    return value
 
 
 ###############################################################################
@@ -2421,16 +2432,23 @@ class _Resource:
         return session.call(method, path, timeout=timeout, at=session.deadline_for(deadline), headers=headers, **request)
 
 
-def _payload(base: Dict[str, Any], params: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
-    """Merge model-specific ``params`` into the body; they may not override named arguments."""
+def _payload(base: Dict[str, Any], params: Optional[Mapping[str, Any]], method: Callable[..., Any]) -> Dict[str, Any]:
+    """The request body: the named arguments (those that are None left out), then ``params``.
+
+    A key of ``params`` sets any body field whose argument was left at its default (compared
+    by value with ``method``'s signature: ``width=1024`` counts as not given) or that has no
+    argument; the reference client sent ``params={"width": 512}`` so. A key naming an argument
+    given another value (``width=768, params={"width": 512}``) is ambiguous and refused.
+    """
     payload = {k: v for k, v in base.items() if v is not None}
     if params is None:
         return payload
     if not isinstance(params, Mapping):
         raise ValidationError("params must be a dict, got %s" % type(params).__name__, field="params")
+    defaults = method.__kwdefaults__ or {}
     for key, value in params.items():
-        if key in base:
-            raise ValidationError("params[%r] clashes with the %s argument; pass it by name" % (key, key), field=key)
+        if key in payload and (key not in defaults or payload[key] != defaults[key]):
+            raise ValidationError("params[%r] clashes with the %s argument; give it once" % (key, key), field=str(key))
         payload[str(key)] = value
     return payload
 
@@ -2505,7 +2523,11 @@ class Images(_Generating):
         deadline: Optional[float] = None,
         headers: Optional[Mapping[str, str]] = None,
     ) -> Union[ImageResult, GenerationRequest]:
-        """Generate images. ``wait=False`` returns a ``GenerationRequest`` to poll."""
+        """Generate images. ``wait=False`` returns a ``GenerationRequest`` to poll.
+
+        ``params`` adds model-specific body fields and may set a named one left at its default
+        (``params={"width": 512}``); a field given both ways with another value is refused.
+        """
         body = _payload(
             {
                 "model": _check_str("model", model),
@@ -2517,6 +2539,7 @@ class Images(_Generating):
                 "seed": None if seed is None else _check_int("seed", seed),
             },
             params,
+            Images.generate,
         )
         return self._generate("/images/generate", body, ImageResult, query={"include_steps": True} if include_steps else None,
                               wait=wait, timeout=timeout, deadline=deadline, headers=headers, idempotency_key=idempotency_key)
@@ -2553,16 +2576,21 @@ class Videos(_Generating):
         deadline: Optional[float] = None,
         headers: Optional[Mapping[str, str]] = None,
     ) -> Union[VideoResult, GenerationRequest]:
-        """Generate a video (optionally from ``image_url``). ``wait=False`` returns a handle to poll."""
+        """Generate a video (optionally from ``image_url``). ``wait=False`` returns a handle to poll.
+
+        ``params`` adds model-specific body fields and may set a named one left at its default
+        (``params={"duration_seconds": 8}``); a field given both ways with another value is refused.
+        """
         body = _payload(
             {
                 "model": _check_str("model", model),
                 "prompt": _check_str("prompt", prompt),
                 "duration_seconds": _check_number("duration_seconds", duration_seconds, positive=True),
-                "image_url": _check_str("image_url", image_url, optional=True),
+                "image_url": _check_str("image_url", image_url, optional=True) if image_url != "" else None,  # "": none, as in 0.0.3
                 "skip_gcs_upload": True if skip_gcs_upload else None,
             },
             params,
+            Videos.generate,
         )
         return self._generate("/videos/generate", body, VideoResult, wait=wait, timeout=timeout, deadline=deadline,
                               headers=headers, idempotency_key=idempotency_key)
@@ -2576,7 +2604,7 @@ class Requests(_Resource):
         request_id: str,
         *,
         wait: bool = False,
-        timeout: float = _JOB_TIMEOUT,
+        timeout: float = _POLL_TIMEOUT,
         poll_interval: float = _POLL_INTERVAL,
         deadline: Optional[float] = None,
         headers: Optional[Mapping[str, str]] = None,
@@ -2634,11 +2662,11 @@ class Models(_Resource):
         """Filter and page the catalogue; ``model_type`` is an alias of ``media_type``."""
         query = {
             "limit": _check_int("limit", limit, minimum=1),
-            "provider": _check_str("provider", provider, optional=True),
-            "media_type": _check_str("media_type", media_type if media_type is not None else model_type, optional=True),
-            "capability": _check_str("capability", capability, optional=True),
-            "search": _check_str("search", search, optional=True),
-            "sort": _check_str("sort", sort, optional=True),
+            "provider": _check_filter("provider", provider),
+            "media_type": _check_filter("media_type", media_type if media_type is not None else model_type),
+            "capability": _check_filter("capability", capability),
+            "search": _check_filter("search", search),
+            "sort": _check_filter("sort", sort),
             "featured": True if featured else None,
         }
         return ModelsResponse.from_dict(self._call("GET", "/models", timeout, deadline, headers, query=query, auth=False))
@@ -2652,7 +2680,8 @@ class Models(_Resource):
     def search(self, query: str, *, limit: int = 20, timeout: Optional[float] = None, deadline: Optional[float] = None,
                headers: Optional[Mapping[str, str]] = None) -> ModelsResponse:
         """Search by name, description or author; shorthand for ``list(search=query)``."""
-        return self.list(search=_check_str("query", query), limit=limit, timeout=timeout, deadline=deadline, headers=headers)
+        return self.list(search=_check_filter("query", query), limit=limit, timeout=timeout, deadline=deadline,
+                         headers=headers)  # "": all, as in 0.0.3
 
 
 class Usage(_Resource):
@@ -2660,8 +2689,8 @@ class Usage(_Resource):
 
     def get(self, period: str = "month", *, timeout: Optional[float] = None, deadline: Optional[float] = None,
             headers: Optional[Mapping[str, str]] = None) -> UsageSummary:
-        """Totals for ``period`` (day, week, month, year)."""
-        query = {"period": _check_choice("period", period, _PERIODS)}
+        """Totals for ``period`` (day, week, month, year; the server decides which it knows)."""
+        query = {"period": _check_filter("period", period)}
         return UsageSummary.from_dict(self._call("GET", "/usage", timeout, deadline, headers, query=query))
 
     def logs(self, *, limit: int = 50, offset: int = 0, timeout: Optional[float] = None, deadline: Optional[float] = None,
@@ -2675,7 +2704,7 @@ class Usage(_Resource):
     def dashboard(self, period: str = "month", *, timeout: Optional[float] = None, deadline: Optional[float] = None,
                   headers: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
         """Dashboard figures for ``period``, as the API sends them."""
-        query = {"period": _check_choice("period", period, _PERIODS)}
+        query = {"period": _check_filter("period", period)}
         return _as_dict(self._call("GET", "/dashboard", timeout, deadline, headers, query=query), "dashboard")
 
 
@@ -2837,7 +2866,7 @@ class AsyncRequests(_AsyncResource[Requests]):
         request_id: str,
         *,
         wait: bool = False,
-        timeout: float = _JOB_TIMEOUT,
+        timeout: float = _POLL_TIMEOUT,
         poll_interval: float = _POLL_INTERVAL,
         deadline: Optional[float] = None,
         headers: Optional[Mapping[str, str]] = None,
@@ -3016,7 +3045,8 @@ class Client:
         if params is not None:
             if not isinstance(params, Mapping):
                 raise ValidationError("params must be a dict, got %s" % type(params).__name__, field="params")
-            body["params"] = dict(params)
+            if params:  # {} is not sent, as in 0.0.3
+                body["params"] = dict(params)
         result = self.images._generate("/generate", body, GenerateResult, wait=True, prefer_async=False, timeout=timeout,
                                        deadline=deadline, headers=headers, idempotency_key=idempotency_key)
         return cast(GenerateResult, result)
@@ -3272,14 +3302,15 @@ def _cli_parser() -> Any:
     status.add_argument("--poll-timeout", type=float, default=600.0)
     status.add_argument("-o", "--output", help="save the output once completed")
     models = add_parser("models", "list the model catalogue")
-    models.add_argument("--provider", choices=("fal", "replicate", "runway"))
-    models.add_argument("--media-type", choices=("image", "video"))
+    # No choices= for values the server decides on: a new provider or period needs no new client.
+    models.add_argument("--provider", help="fal, replicate, runway, ...")
+    models.add_argument("--media-type", help="image, video, ...")
     models.add_argument("--search")
     models.add_argument("--limit", type=int, default=20)
     model = add_parser("model", "show one model")
     model.add_argument("model_id")
     usage = add_parser("usage", "usage totals")
-    usage.add_argument("--period", choices=_PERIODS, default="month")
+    usage.add_argument("--period", default="month", help="day, week, month, year, ... (default: %(default)s)")
     add_parser("balances", "provider balances")
     add_parser("health", "API health")
     return parser
@@ -3373,8 +3404,12 @@ def _cli_run(args: Any) -> int:
                 return _CLI_EXIT_API
         elif cmd == "models":
             found = client.models.list(provider=args.provider, media_type=args.media_type, search=args.search, limit=args.limit)
-            _cli_print(found, args.json, ["%-40s %-10s %-6s %s" % (m.id, m.provider, m.media_type, m.name) for m in found.models]
-                       + ["(%d of %d)" % (len(found.models), found.total_count)])
+            rows = [(m.id, m.provider, m.media_type, m.name) for m in found.models]
+            # Widths from the data: model ids run to 60+ characters ("owner/model/variant/...").
+            widths = [max((len(str(row[i])) for row in rows), default=0) for i in range(3)]
+            _cli_print(found, args.json, [
+                "  ".join(str(cell).ljust(width) for cell, width in zip(row[:3], widths)) + "  " + str(row[3]) for row in rows
+            ] + ["(%d of %d)" % (len(found.models), found.total_count)])
         elif cmd == "model":
             info = client.models.get(args.model_id)
             _cli_print(info, args.json, ["%s: %s" % (k, getattr(info, k)) for k in ("id", "name", "provider", "media_type", "description", "pricing")])
@@ -3400,9 +3435,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = _cli_parser().parse_args(argv)
     try:
         return _cli_run(args)
+    except AuthenticationError as exc:
+        if exc.error_code != "MISSING_API_KEY":
+            print("visgate: error: %s" % exc, file=_sys.stderr)
+            return _CLI_EXIT_API
+        # The library's message says api_key=; on the command line the spelling differs.
+        print("visgate: error: no API key: pass --api-key or set VISGATE_API_KEY", file=_sys.stderr)
+        return _CLI_EXIT_USAGE
     except ValidationError as exc:
+        # Refused arguments, by this client's checks or by the API (400/422): a usage error.
         print("visgate: error: %s" % exc, file=_sys.stderr)
-        return _CLI_EXIT_USAGE if exc.status_code is None else _CLI_EXIT_API
+        return _CLI_EXIT_USAGE
     except VisgateError as exc:
         print("visgate: error: %s" % exc, file=_sys.stderr)
         return _CLI_EXIT_API

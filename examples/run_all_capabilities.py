@@ -3,7 +3,7 @@
     python examples/run_all_capabilities.py                 # no key: the local emulator, no cost
     VISGATE_API_KEY=vg-... python examples/run_all_capabilities.py          # the live API
     VISGATE_API_KEY=vg-... python examples/run_all_capabilities.py --cheap  # only the free steps
-    python examples/run_all_capabilities.py --emulator 07_cache_demo 13     # a few steps
+    python examples/run_all_capabilities.py --emulator 09_cache_demo 15     # a few steps
 
 Without VISGATE_API_KEY (or with --emulator) it starts the visgate emulator from the repository
 root on a free local port and points the examples at it: placeholder media, simulated costs.
@@ -27,21 +27,21 @@ ROOT = os.path.dirname(HERE)
 STEPS: List[Tuple[str, str, bool]] = [
     ("00_smoke_sdk", "SDK version and resources (no network)", True),
     ("01_live_api_smoke", "Health + models (no auth)", True),
-    ("00_auth_identity", "Auth /auth/me", True),
-    ("01_models_catalog", "List, search, get models", True),
-    ("02_generate_unified", "Unified generate (managed + BYOK)", False),
-    ("03_images_all_providers", "Images: Fal, Replicate, Runway", False),
-    ("04_videos_all_providers", "Videos: all providers", False),
-    ("05_usage_history_verify", "Usage, logs, dashboard", True),
-    ("06_provider_balances", "Provider limits and balances", True),
-    ("07_cache_demo", "Exact cache (identical requests)", False),
-    ("08_semantic_cache_demo", "Semantic cache (similar prompts)", False),
-    ("09_provider_keys", "List and validate BYOK keys", True),
-    ("10_api_keys", "List API keys", True),
-    ("11_billing_readonly", "Billing stats, info, pricing", True),
-    ("12_veo_from_catalog", "Veo from catalog -> generate -> write", False),
-    ("13_async_generation", "Async 202 + poll", False),
-    ("14_live_regression_smoke", "Managed + exact/semantic cache + async image/video (assertive)", False),
+    ("02_auth_identity", "Auth /auth/me", True),
+    ("03_models_catalog", "List, search, get models", True),
+    ("04_generate_unified", "Unified generate (managed + BYOK)", False),
+    ("05_images_all_providers", "Images: Fal, Replicate, Runway", False),
+    ("06_videos_all_providers", "Videos: all providers", False),
+    ("07_usage_history_verify", "Usage, logs, dashboard", True),
+    ("08_provider_balances", "Provider limits and balances", True),
+    ("09_cache_demo", "Exact cache (identical requests)", False),
+    ("10_semantic_cache_demo", "Semantic cache (similar prompts)", False),
+    ("11_provider_keys", "List and validate BYOK keys", True),
+    ("12_api_keys", "List API keys", True),
+    ("13_billing_readonly", "Billing stats, info, pricing", True),
+    ("14_veo_from_catalog", "Veo from catalog -> generate -> write", False),
+    ("15_async_generation", "Async 202 + poll", False),
+    ("16_live_regression_smoke", "Managed + exact/semantic cache + async image/video (assertive)", False),
 ]
 
 # Format-valid stand-ins so the BYOK code paths run against the emulator (it never calls a provider).
@@ -111,7 +111,7 @@ def run_step(step: str, env: Dict[str, str], timeout: float, verbose: bool) -> T
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="Run the visgate examples in order and report PASS/FAIL per step.")
-    parser.add_argument("steps", nargs="*", help="steps to run (default: all), e.g. 07_cache_demo or 13")
+    parser.add_argument("steps", nargs="*", help="steps to run (default: all), e.g. 09_cache_demo or 15")
     parser.add_argument("--cheap", action="store_true", help="only the steps that generate nothing (no cost)")
     parser.add_argument("--emulator", action="store_true", help="use the local emulator even if VISGATE_API_KEY is set")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per step (default: 60 on the emulator, 900 live)")

@@ -2,7 +2,7 @@
 
     python examples/run_with_env.py                            # all steps (run_all_capabilities.py)
     python examples/run_with_env.py --cheap                    # options go to run_all_capabilities.py
-    python examples/run_with_env.py 04_videos_all_providers.py # one example
+    python examples/run_with_env.py 06_videos_all_providers.py # one example
 
 The file is the repository root's .env, or $VISGATE_ENV_FILE. It holds KEY=value lines;
 blank lines and # comments are skipped, `export ` and quotes around values are allowed.

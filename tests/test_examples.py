@@ -60,8 +60,8 @@ def test_run_all_passes_against_the_emulator(full_run: FullRun) -> None:
     assert "(no real generation, no cost)" in lines[0]
     assert lines[-1] == "17 passed, 0 failed"
     steps = [line.split()[1] for line in lines if line.startswith("PASS ")]
-    assert steps[:4] == ["00_smoke_sdk", "01_live_api_smoke", "00_auth_identity", "01_models_catalog"]
-    assert steps[-1] == "14_live_regression_smoke" and len(steps) == 17
+    assert steps[:4] == ["00_smoke_sdk", "01_live_api_smoke", "02_auth_identity", "03_models_catalog"]
+    assert steps[-1] == "16_live_regression_smoke" and len(steps) == 17
 
 
 def test_every_step_wrote_its_output_file(full_run: FullRun) -> None:
@@ -75,27 +75,27 @@ def test_every_step_wrote_its_output_file(full_run: FullRun) -> None:
 def test_key_lines_in_the_outputs(full_run: FullRun) -> None:
     _, outputs = full_run
     assert "OK /health: status=ok, version=" in read(outputs, "out_01_live_api_smoke.txt")
-    auth = read(outputs, "out_00_auth_identity.txt")
+    auth = read(outputs, "out_02_auth_identity.txt")
     assert "auth_ok=true" in auth and "organization_id=org_emulator" in auth and "role=api-key" in auth
-    assert "mode=managed" in read(outputs, "out_02_generate_unified.txt")
-    assert "byok: mode=byok" in read(outputs, "out_02_generate_unified.txt")
-    assert "images_saved=3" in read(outputs, "out_03_images_all_providers.txt")
-    assert "videos_completed=3" in read(outputs, "out_04_videos_all_providers.txt")
-    assert "usage_total_requests=" in read(outputs, "out_05_usage_history_verify.txt")
-    balances = read(outputs, "out_06_provider_balances.txt")
+    assert "mode=managed" in read(outputs, "out_04_generate_unified.txt")
+    assert "byok: mode=byok" in read(outputs, "out_04_generate_unified.txt")
+    assert "images_saved=3" in read(outputs, "out_05_images_all_providers.txt")
+    assert "videos_completed=3" in read(outputs, "out_06_videos_all_providers.txt")
+    assert "usage_total_requests=" in read(outputs, "out_07_usage_history_verify.txt")
+    balances = read(outputs, "out_08_provider_balances.txt")
     assert "provider_balance_items=3" in balances
     assert all(p + ": configured=" in balances for p in ("fal", "replicate", "runway"))
-    cache = read(outputs, "out_07_cache_demo.txt")
+    cache = read(outputs, "out_09_cache_demo.txt")
     assert "request_2: cache_hit=True" in cache and "cache_hit=True" in cache.splitlines()
-    semantic = read(outputs, "out_08_semantic_cache_demo.txt")
+    semantic = read(outputs, "out_10_semantic_cache_demo.txt")
     assert "semantic_cache_hit=True" in semantic and "hit (semantic)" in semantic
-    keys = read(outputs, "out_09_provider_keys.txt")
+    keys = read(outputs, "out_11_provider_keys.txt")
     assert "fal: valid=True" in keys and "provider_keys_after_delete=0" in keys
-    assert "api_keys_count=1" in read(outputs, "out_10_api_keys.txt")
-    assert "billing_status=active" in read(outputs, "out_11_billing_readonly.txt")
-    assert "veo_model=fal-ai/veo3" in read(outputs, "out_12_veo_from_catalog.txt")
-    assert "async_generation_ok=true" in read(outputs, "out_13_async_generation.txt")
-    assert "regression_checks_passed=6/6" in read(outputs, "out_14_live_regression_smoke.txt")
+    assert "api_keys_count=1" in read(outputs, "out_12_api_keys.txt")
+    assert "billing_status=active" in read(outputs, "out_13_billing_readonly.txt")
+    assert "veo_model=fal-ai/veo3" in read(outputs, "out_14_veo_from_catalog.txt")
+    assert "async_generation_ok=true" in read(outputs, "out_15_async_generation.txt")
+    assert "regression_checks_passed=6/6" in read(outputs, "out_16_live_regression_smoke.txt")
 
 
 def test_media_files_are_real_png_and_mp4(full_run: FullRun) -> None:
@@ -104,7 +104,7 @@ def test_media_files_are_real_png_and_mp4(full_run: FullRun) -> None:
                  "cache_demo.png", "semantic_exact.png", "semantic_similar.png"):
         data = read_bytes(outputs, name)
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 100, name
-    for name in ("04_videos_sample.mp4", "istanbul.mp4", "13_async_video.mp4"):
+    for name in ("06_videos_sample.mp4", "istanbul.mp4", "15_async_video.mp4"):
         data = read_bytes(outputs, name)
         assert data[4:8] == b"ftyp", name
     assert not [n for n in os.listdir(outputs) if n.endswith(".part")]  # no download left half-written
@@ -124,12 +124,12 @@ def test_a_failing_step_fails_the_run(tmp_path: Path) -> None:
     env = clean_env(outputs, VISGATE_API_KEY="vg-invalid-key")  # the emulator rejects vg-invalid... keys
     with Emulator() as emu:
         env["VISGATE_BASE_URL"] = emu.base_url
-        proc = run([RUN_ALL, "00_smoke_sdk", "00_auth_identity"], env, cwd=outputs)
+        proc = run([RUN_ALL, "00_smoke_sdk", "02_auth_identity"], env, cwd=outputs)
     assert proc.returncode == 1
-    assert "PASS 00_smoke_sdk" in proc.stdout and "FAIL 00_auth_identity" in proc.stdout
+    assert "PASS 00_smoke_sdk" in proc.stdout and "FAIL 02_auth_identity" in proc.stdout
     assert "ERROR AuthenticationError" in proc.stdout  # the child's reason is shown
     assert proc.stdout.splitlines()[-1] == "1 passed, 1 failed"
-    assert "auth_ok=false" in read(outputs, "out_00_auth_identity.txt")
+    assert "auth_ok=false" in read(outputs, "out_02_auth_identity.txt")
 
 
 def test_unknown_step_is_a_usage_error(tmp_path: Path) -> None:
@@ -146,13 +146,13 @@ def test_run_with_env_loads_the_file_and_never_prints_values(tmp_path: Path) -> 
             handle.write("# keys for the examples\n\nexport VISGATE_API_KEY=\"%s\"\n" % secret)
             handle.write("VISGATE_BASE_URL='%s'  \nVISGATE_FAL_API_KEY=fal_example_key # a comment\n" % emu.base_url)
         env = clean_env(outputs, VISGATE_ENV_FILE=env_file)
-        proc = run([RUN_WITH_ENV, "00_auth_identity.py"], env, cwd=outputs)
-        keys = run([RUN_WITH_ENV, "09_provider_keys.py"], env, cwd=outputs)
+        proc = run([RUN_WITH_ENV, "02_auth_identity.py"], env, cwd=outputs)
+        keys = run([RUN_WITH_ENV, "11_provider_keys.py"], env, cwd=outputs)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "loaded 3 variable(s)" in proc.stdout and "VISGATE_API_KEY" in proc.stdout
     assert "auth_ok=true" in proc.stdout
     assert keys.returncode == 0 and "fal: valid=True" in keys.stdout
-    for text in (proc.stdout, proc.stderr, keys.stdout, keys.stderr, read(outputs, "out_09_provider_keys.txt")):
+    for text in (proc.stdout, proc.stderr, keys.stdout, keys.stderr, read(outputs, "out_11_provider_keys.txt")):
         assert secret not in text and "fal_example_key" not in text
 
 

@@ -1,4 +1,4 @@
-"""Step 10: the organization's visgate API keys (listed by prefix; secrets are never returned)."""
+"""Step 02: who does VISGATE_API_KEY belong to? (GET /auth/me)"""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.append(os.path.dirname(HERE))  # a source checkout works without `pip install` (an installed SDK wins)
 
-from visgate_sdk import Client, VisgateError  # noqa: E402
+from visgate_sdk import AuthenticationError, Client, VisgateError  # noqa: E402
 
 # Everything printed also goes to sample_outputs/out_<script>.txt (VISGATE_SAMPLE_OUTPUTS moves the folder).
 OUT_DIR = os.environ.get("VISGATE_SAMPLE_OUTPUTS") or os.path.join(HERE, "sample_outputs")
@@ -23,11 +23,18 @@ def say(line: str = "", err: bool = False) -> None:
 
 
 def main() -> int:
-    with Client() as client:
-        keys = client.api_keys.list()
-    say("api_keys_count=%d" % len(keys))
-    for key in keys:
-        say("  %s name=%r prefix=%s created_at=%s last_used_at=%s" % (key.id, key.name, key.key_prefix, key.created_at, key.last_used_at))
+    with Client() as client:  # reads VISGATE_API_KEY
+        try:
+            me = client.auth.me()
+        except AuthenticationError as exc:
+            # Missing key (caught before sending) or a key the API rejects (401).
+            say("auth_ok=false")
+            say("ERROR AuthenticationError: %s" % exc, err=True)
+            return 1
+    say("auth_ok=true")
+    say("organization_id=%s" % me.organization_id)
+    say("organization_name=%s" % me.organization_name)
+    say("role=%s" % me.role)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Step 02: one-call generation with client.generate(): managed keys, then your own key (BYOK).
+"""Step 04: one-call generation with client.generate(): managed keys, then your own key (BYOK).
 
 Managed mode uses visgate's provider accounts. BYOK sends your Fal key with each request
 (set VISGATE_FAL_API_KEY); visgate routes, caches and logs, the provider bills you.

@@ -1,4 +1,4 @@
-"""Step 12: find Google's Veo in the catalogue, generate a video with it, write istanbul.mp4.
+"""Step 14: find Google's Veo in the catalogue, generate a video with it, write istanbul.mp4.
 
 Searching instead of hard-coding the id keeps this working when the catalogue renames models.
 """

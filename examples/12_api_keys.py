@@ -1,4 +1,4 @@
-"""Step 11: billing, read-only: statistics, account info and the price list."""
+"""Step 12: the organization's visgate API keys (listed by prefix; secrets are never returned)."""
 
 from __future__ import annotations
 
@@ -24,18 +24,10 @@ def say(line: str = "", err: bool = False) -> None:
 
 def main() -> int:
     with Client() as client:
-        stats = client.billing.stats()  # a plain dict: its keys vary between API versions
-        say("billing_stats_keys=%s" % ",".join(sorted(stats)))
-        say("billing_total_requests=%s total_savings_micro=%s" % (stats.get("total_requests"), stats.get("total_savings_micro")))
-
-        info = client.billing.info()
-        say("billing_status=%s tier=%s" % (info.billing_status, info.tier))
-        say("balance_micro=%s usage_this_month_cents=%s monthly_budget_cents=%s"
-            % (info.balance_micro, info.usage_this_month_cents, info.monthly_budget_cents))
-
-        pricing = client.billing.pricing()
-        entries = len(pricing.pricing) if isinstance(pricing.pricing, (list, dict)) else 0
-        say("pricing_last_updated=%s pricing_entries=%d" % (pricing.last_updated, entries))
+        keys = client.api_keys.list()
+    say("api_keys_count=%d" % len(keys))
+    for key in keys:
+        say("  %s name=%r prefix=%s created_at=%s last_used_at=%s" % (key.id, key.name, key.key_prefix, key.created_at, key.last_used_at))
     return 0
 
 

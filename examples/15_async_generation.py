@@ -1,4 +1,4 @@
-"""Step 13: long jobs without holding a request open: wait=False (HTTP 202), then poll.
+"""Step 15: long jobs without holding a request open: wait=False (HTTP 202), then poll.
 
 Three ways: handle.wait(); keeping only the request id and resuming with
 client.requests.get(id, wait=True) (e.g. from another process); and AsyncClient with asyncio.
@@ -40,7 +40,7 @@ def sync_demo() -> bool:
         image = job.wait(timeout=300, poll_interval=1.0)
         say("image: status=%s output_url=%s" % (image.status, image.output_url))
         if image.succeeded:
-            image.save(os.path.join(OUT_DIR, "13_async_image.png"))
+            image.save(os.path.join(OUT_DIR, "15_async_image.png"))
 
         # 2) Video: keep only the id (a database row, a queue message) and resume from it later.
         video_job = client.videos.generate(VIDEO_MODEL, "Timelapse of clouds over the Maiden's Tower", wait=False)
@@ -52,7 +52,7 @@ def sync_demo() -> bool:
         video = client.requests.get(request_id, wait=True, timeout=900, poll_interval=1.0)
         say("video: status=%s output_url=%s" % (video.status, video.output_url))
         if video.succeeded:
-            video.save(os.path.join(OUT_DIR, "13_async_video.mp4"))
+            video.save(os.path.join(OUT_DIR, "15_async_video.mp4"))
     return image.succeeded and video.succeeded
 
 

@@ -1,4 +1,4 @@
-"""Step 08: the semantic cache. A prompt worded differently but meaning the same can hit the cache.
+"""Step 10: the semantic cache. A prompt worded differently but meaning the same can hit the cache.
 
 The live API matches similar prompts by embedding, so whether a given rewording hits is its call;
 this demo reports what happened and fails only on errors. (The emulator matches the same words

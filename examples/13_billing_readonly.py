@@ -1,4 +1,4 @@
-"""Step 06: provider balances and limits (Fal, Replicate, Runway)."""
+"""Step 13: billing, read-only: statistics, account info and the price list."""
 
 from __future__ import annotations
 
@@ -24,15 +24,18 @@ def say(line: str = "", err: bool = False) -> None:
 
 def main() -> int:
     with Client() as client:
-        balances = client.providers.balances().balances
-    say("provider_balance_items=%d" % len(balances))
-    for b in balances:
-        # remaining/limit are None when a provider does not report them.
-        say("%s: configured=%s available=%s remaining=%s limit=%s currency=%s"
-            % (b.provider, b.configured, b.available, b.remaining, b.limit, b.currency))
-    if not balances:
-        say("ERROR: no provider balances returned", err=True)
-        return 1
+        stats = client.billing.stats()  # a plain dict: its keys vary between API versions
+        say("billing_stats_keys=%s" % ",".join(sorted(stats)))
+        say("billing_total_requests=%s total_savings_micro=%s" % (stats.get("total_requests"), stats.get("total_savings_micro")))
+
+        info = client.billing.info()
+        say("billing_status=%s tier=%s" % (info.billing_status, info.tier))
+        say("balance_micro=%s usage_this_month_cents=%s monthly_budget_cents=%s"
+            % (info.balance_micro, info.usage_this_month_cents, info.monthly_budget_cents))
+
+        pricing = client.billing.pricing()
+        entries = len(pricing.pricing) if isinstance(pricing.pricing, (list, dict)) else 0
+        say("pricing_last_updated=%s pricing_entries=%d" % (pricing.last_updated, entries))
     return 0
 
 

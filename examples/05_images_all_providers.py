@@ -1,4 +1,4 @@
-"""Step 03: one image from each provider (Fal, Replicate, Runway) through the same call.
+"""Step 05: one image from each provider (Fal, Replicate, Runway) through the same call.
 
 The model for each provider is picked from the catalogue (its cheapest text-to-image model),
 so the script keeps working as the catalogue changes. Provider keys from the environment

@@ -1,4 +1,4 @@
-"""Step 07: the exact cache. The same model + prompt + size twice: the second answer is a cache hit.
+"""Step 09: the exact cache. The same model + prompt + size twice: the second answer is a cache hit.
 
 A hit comes back in milliseconds and costs nothing; provider_cost_avoided_micro says what it saved.
 """

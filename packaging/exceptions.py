@@ -1,4 +1,10 @@
-"""Exceptions of the visgate client; the same classes as ``visgate_sdk.<Name>``."""
+"""Exceptions of the visgate client; the same classes as ``visgate_sdk.<Name>``.
+
+Installed as ``visgate_sdk/exceptions.py`` so that type checkers find a source for
+``from visgate_sdk.exceptions import ...`` (pyright warns on a stub alone). The classes are
+defined once, in visgate_sdk.py, which also registers this sub-module itself (so a vendored
+copy has it too); importing the package first means this file normally never runs.
+"""
 
 from visgate_sdk import (
     VisgateError as VisgateError,

@@ -1,4 +1,4 @@
-"""Step 05: what has this key used? Usage totals, the request log and the dashboard."""
+"""Step 07: what has this key used? Usage totals, the request log and the dashboard."""
 
 from __future__ import annotations
 

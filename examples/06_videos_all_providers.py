@@ -1,4 +1,4 @@
-"""Step 04: one video from each provider (Fal, Replicate, Runway).
+"""Step 06: one video from each provider (Fal, Replicate, Runway).
 
 Video takes minutes, longer than proxies keep a request open. So all three jobs are submitted
 at once with wait=False (the API answers 202 with a request id) and then polled to the end.
@@ -68,8 +68,8 @@ def main() -> int:
                 video_urls.append(url)
 
         if video_urls:  # keep one sample; the others stay at their URLs
-            path = client.download(video_urls[0], os.path.join(OUT_DIR, "04_videos_sample.mp4"))
-            say("saved 04_videos_sample.mp4 (%d bytes)" % os.path.getsize(path))
+            path = client.download(video_urls[0], os.path.join(OUT_DIR, "06_videos_sample.mp4"))
+            say("saved 06_videos_sample.mp4 (%d bytes)" % os.path.getsize(path))
     say("videos_completed=%d" % len(video_urls))
     if failed:
         say("ERROR: no video from %s" % ", ".join(failed), err=True)

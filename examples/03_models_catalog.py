@@ -1,4 +1,4 @@
-"""Step 01 (models): browse the model catalogue: list with filters, search, get one model."""
+"""Step 03: browse the model catalogue: list with filters, search, get one model."""
 
 from __future__ import annotations
 

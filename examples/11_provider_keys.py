@@ -1,4 +1,4 @@
-"""Step 09: your own provider keys (BYOK): list the stored ones, validate the ones in the environment.
+"""Step 11: your own provider keys (BYOK): list the stored ones, validate the ones in the environment.
 
 Validation asks the provider whether a key works without storing it. Storing and deleting
 keys change your account, so this script only does that against the local emulator.

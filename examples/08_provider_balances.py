@@ -1,4 +1,4 @@
-"""Step 00 (auth): who does VISGATE_API_KEY belong to? (GET /auth/me)"""
+"""Step 08: provider balances and limits (Fal, Replicate, Runway)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.append(os.path.dirname(HERE))  # a source checkout works without `pip install` (an installed SDK wins)
 
-from visgate_sdk import AuthenticationError, Client, VisgateError  # noqa: E402
+from visgate_sdk import Client, VisgateError  # noqa: E402
 
 # Everything printed also goes to sample_outputs/out_<script>.txt (VISGATE_SAMPLE_OUTPUTS moves the folder).
 OUT_DIR = os.environ.get("VISGATE_SAMPLE_OUTPUTS") or os.path.join(HERE, "sample_outputs")
@@ -23,18 +23,16 @@ def say(line: str = "", err: bool = False) -> None:
 
 
 def main() -> int:
-    with Client() as client:  # reads VISGATE_API_KEY
-        try:
-            me = client.auth.me()
-        except AuthenticationError as exc:
-            # Missing key (caught before sending) or a key the API rejects (401).
-            say("auth_ok=false")
-            say("ERROR AuthenticationError: %s" % exc, err=True)
-            return 1
-    say("auth_ok=true")
-    say("organization_id=%s" % me.organization_id)
-    say("organization_name=%s" % me.organization_name)
-    say("role=%s" % me.role)
+    with Client() as client:
+        balances = client.providers.balances().balances
+    say("provider_balance_items=%d" % len(balances))
+    for b in balances:
+        # remaining/limit are None when a provider does not report them.
+        say("%s: configured=%s available=%s remaining=%s limit=%s currency=%s"
+            % (b.provider, b.configured, b.available, b.remaining, b.limit, b.currency))
+    if not balances:
+        say("ERROR: no provider balances returned", err=True)
+        return 1
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Step 14: an assertive smoke test of the whole pipeline; exits non-zero if any check fails.
+"""Step 16: an assertive smoke test of the whole pipeline; exits non-zero if any check fails.
 
 Checks: health, managed-mode generation with a downloadable image, exact cache hit,
 semantic cache hit, async image and async video (202 + polling) with downloadable media.
@@ -55,7 +55,7 @@ def check_managed(client: Client) -> str:
     result = client.generate("Regression smoke: a lighthouse on a rocky coast at dusk")
     expect(result.mode == "managed", "mode=%r" % result.mode)
     expect(bool(result.image_url), "no image_url")
-    size = saved(client, result.image_url or "", "14_managed.png")
+    size = saved(client, result.image_url or "", "16_managed.png")
     expect(size > 0, "empty image")
     return "mode=managed provider=%s bytes=%d" % (result.provider, size)
 
@@ -93,12 +93,12 @@ def finish(client: Client, job: object, name: str) -> str:
 
 def check_async_image(client: Client) -> str:
     job = client.images.generate(DEFAULT_MODEL, "Regression smoke: paper boat, async", wait=False)
-    return finish(client, job, "14_async_image.png")
+    return finish(client, job, "16_async_image.png")
 
 
 def check_async_video(client: Client) -> str:
     job = client.videos.generate(VIDEO_MODEL, "Regression smoke: waves on a pier, async", wait=False)
-    return finish(client, job, "14_async_video.mp4")
+    return finish(client, job, "16_async_video.mp4")
 
 
 CHECKS: List[Callable[[Client], str]] = [
