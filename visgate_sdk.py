@@ -261,7 +261,9 @@ class VisgateError(Exception):
     url: Optional[str] = None
     attempts: int = 0
     elapsed: Optional[float] = None
-    _curl: Optional[Tuple[str, str, Dict[str, str], Optional[str]]] = None
+    # (method, url, headers, body) for ``to_curl()``: each header value and the body as parts,
+    # (text, is_variable), so a secret is only ever kept as the name of a shell variable.
+    _curl: Optional[Tuple[str, str, Tuple[Tuple[str, "_ShellParts"], ...], Optional["_ShellParts"]]] = None
 
     def __init__(
         self,
@@ -297,17 +299,26 @@ class VisgateError(Exception):
     def to_curl(self) -> str:
         """A curl command that repeats the failed request; keys appear as ``$VISGATE_API_KEY`` etc."""
         if self._curl is None:
-            return "# no request was sent: %s" % self
-        from shlex import quote
-
+            # One line: a server's message with a line break must not become a shell command.
+            return "# no HTTP request to repeat (the error came before or outside one): %s" % " ".join(str(self).split())
         method, url, headers, body = self._curl
-        words = ["curl", "-X", method, quote(url)]
-        for name, value in headers.items():
-            shown = quote("%s: %s" % (name, value)) if "$" not in value else '"%s: %s"' % (name, value)
-            words += ["-H", shown]
+        words = ["curl", "-X", method, _shell_word(((url, False),))]
+        for name, parts in headers:
+            words += ["-H", _shell_word(((name + ": ", False),) + parts)]
         if body is not None:
-            words += ["--data-raw", quote(body)]
+            words += ["--data-raw", _shell_word(body)]
         return " ".join(words)
+
+
+_ShellParts = Tuple[Tuple[str, bool], ...]
+
+
+def _shell_word(parts: _ShellParts) -> str:
+    """One shell word from (text, is_variable) parts: text single-quoted (nothing in it expands),
+    variables as ``"$NAME"``, so only the placeholders are filled in by the shell."""
+    from shlex import quote
+
+    return "".join('"$%s"' % text if variable else quote(text) for text, variable in parts if text) or "''"
 
 
 def _rebuild_error(cls: Type[VisgateError], args: Tuple[Any, ...], state: Dict[str, Any]) -> VisgateError:
@@ -1378,6 +1389,9 @@ class HookEvent:
 
     ``kind`` is "request", "response", "retry" or "error"; ``url`` never holds a secret;
     ``attempt`` counts from 1; ``delay`` is the wait before a retry; ``error`` the exception.
+    Hooks run on the thread making the call: for ``AsyncClient`` a worker thread of its pool,
+    inside a copy of the awaiting task's context, so context variables (OpenTelemetry's current
+    span) are the caller's. A hook should be quick: the call waits for it.
     """
 
     __slots__ = ("kind", "method", "url", "attempt", "status", "elapsed", "request_id", "delay", "error")
@@ -1428,10 +1442,10 @@ class _Call:
     """One call as its attempts see it: where it goes, what it sends, how long it may take."""
 
     __slots__ = ("method", "origin", "target", "headers", "body", "timeout", "deadline", "started", "attempts",
-                 "sink", "max_bytes", "secrets")
+                 "sink", "max_bytes", "secrets", "named")
 
     def __init__(self, method: str, origin: _Origin, target: str, headers: Dict[str, str], body: Optional[bytes],
-                 timeout: Optional[float], deadline: Optional[float], secrets: Tuple[str, ...] = ()) -> None:
+                 timeout: Optional[float], deadline: Optional[float], named: Tuple[Tuple[str, str], ...] = ()) -> None:
         self.method = method
         self.origin = origin
         self.target = target
@@ -1443,7 +1457,9 @@ class _Call:
         self.attempts = 0
         self.sink: Optional["_BinaryFile"] = None
         self.max_bytes: Optional[int] = None
-        self.secrets = secrets
+        # Every secret this call carries, with the shell variable ``to_curl()`` shows instead.
+        self.named = tuple(pair for pair in named if pair[0])
+        self.secrets = tuple(secret for secret, _variable in self.named)
 
     @property
     def url(self) -> str:
@@ -1454,22 +1470,57 @@ class _Call:
 
     def annotate(self, error: VisgateError) -> VisgateError:
         """Say on ``error`` which request failed, and keep what ``to_curl()`` needs (no secrets)."""
+        import json
+
         error.method, error.url, error.attempts = self.method, self.url, self.attempts
         error.elapsed = round(_time.monotonic() - self.started, 3)
-        headers = {k: _curl_placeholder(k, v) for k, v in self.headers.items() if k.lower() != "proxy-authorization"}
-        body = _redact(self.body.decode("utf-8", "replace"), self.secrets) if self.body else None
+        headers = tuple((k, _curl_header(k, v, self.named)) for k, v in self.headers.items() if k.lower() != "proxy-authorization")
+        body = None
+        if self.body:
+            # In the JSON text a secret appears escaped: look for that form too.
+            escaped = tuple((json.dumps(s, ensure_ascii=False)[1:-1], v) for s, v in self.named)
+            body = _secret_parts(self.body.decode("utf-8", "replace"), escaped + self.named)
         error._curl = (self.method, self.url, headers, body)
         return error
 
 
-def _curl_placeholder(name: str, value: str) -> str:
-    low = name.lower()
-    if low == "authorization":
-        return "Bearer $VISGATE_API_KEY"
-    for header, _arg, variable in _BYOK_HEADERS:
-        if low == header.lower():
-            return "$" + variable
-    return "$SECRET" if _is_secret_header(name) else value
+def _secret_parts(text: str, named: Tuple[Tuple[str, str], ...]) -> _ShellParts:
+    """``text`` cut into (text, False) and (variable, True) parts, every secret replaced by its variable."""
+    parts: List[Tuple[str, bool]] = [(text, False)]
+    for secret, variable in sorted(named, key=lambda pair: -len(pair[0])):  # a longer secret may hold a shorter
+        if not secret:
+            continue
+        cut: List[Tuple[str, bool]] = []
+        for piece, is_variable in parts:
+            if is_variable or secret not in piece:
+                cut.append((piece, is_variable))
+                continue
+            for i, literal in enumerate(piece.split(secret)):
+                cut += ([(variable, True)] if i else []) + [(literal, False)]
+        parts = cut
+    return tuple(parts)
+
+
+def _curl_header(name: str, value: str, named: Tuple[Tuple[str, str], ...]) -> _ShellParts:
+    parts = _secret_parts(value, named)
+    if _is_secret_header(name) and not any(is_variable for _text, is_variable in parts):
+        # A credential we do not know by name (a cookie, an X-...-Token in default_headers).
+        return (("VISGATE_HEADER_" + name.upper().replace("-", "_"), True),)
+    return parts
+
+
+def _hook_headers(extra: Any, present: Mapping[str, str]) -> Dict[str, str]:
+    """What a request hook may add: valid headers the call does not already have (whatever the
+    case: per-call ``headers=`` win, and Idempotency-Key or User-Agent stay the call's), and never
+    a credential (it would also reach hosts a redirect leads to)."""
+    if not isinstance(extra, Mapping):
+        raise ValidationError("a request hook must return None or a dict of headers, not %s" % type(extra).__name__)
+    checked = _check_headers("hook headers", extra)
+    for name in checked:
+        if _is_secret_header(name):
+            raise ValidationError("a request hook may not set %r; credentials come from the client's options" % name)
+    have = {name.lower() for name in present}
+    return {name: value for name, value in checked.items() if name.lower() not in have}
 
 
 def _redirect_target(call: _Call, resp: _Response) -> Optional[Tuple[_Origin, str]]:
@@ -1501,6 +1552,20 @@ def _follow(call: _Call, resp: _Response, hops: int) -> bool:
 # -- the session: configuration and the one request loop -------------------------------
 
 
+_SECRET_FIELDS = frozenset({"api_key", "key", "token", "secret", "password"})
+
+
+def _body_secrets(body: Any) -> Tuple[Tuple[str, str], ...]:
+    """Secrets in a request body (the provider key of ``providers.set_key``), with their variable:
+    kept out of error messages and ``to_curl()`` like the client's own keys."""
+    if not isinstance(body, dict):
+        return ()
+    provider = body.get("provider")
+    named = provider.upper() if isinstance(provider, str) and provider.isalnum() else "PROVIDER"
+    variable = "VISGATE_%s_API_KEY" % named
+    return tuple((v, variable) for k, v in body.items() if isinstance(v, str) and v and str(k).lower() in _SECRET_FIELDS)
+
+
 class _Session:
     """What every call shares: the key, the base URL, retries, deadlines, hooks, connections."""
 
@@ -1522,6 +1587,11 @@ class _Session:
 
     def secrets(self) -> Tuple[str, ...]:
         return (self.api_key,) + tuple(self.byok.values())
+
+    def named_secrets(self) -> Tuple[Tuple[str, str], ...]:
+        """The key and the BYOK keys, each with the variable ``to_curl()`` names in its place."""
+        variables = {header.lower(): variable for header, _arg, variable in _BYOK_HEADERS}
+        return ((self.api_key, "VISGATE_API_KEY"),) + tuple((v, variables[h.lower()]) for h, v in self.byok.items())
 
     # -- per-call options --------------------------------------------------------------
     def timeout_for(self, timeout: Optional[float]) -> Optional[float]:
@@ -1577,9 +1647,10 @@ class _Session:
         qs = _query(query) if query else ""
         if qs:
             target += "?" + qs
-        call = _Call(method, self.origin, target, all_headers, data, self.timeout_for(timeout), at, self.secrets())
+        named = self.named_secrets() + _body_secrets(body)
+        call = _Call(method, self.origin, target, all_headers, data, self.timeout_for(timeout), at, named)
         try:
-            return _decode(self.exchange(call), call.method, self.secrets)
+            return _decode(self.exchange(call), call.method, lambda: call.secrets)
         except VisgateError as exc:
             self.emit("error", call, error=call.annotate(exc), status=exc.status_code, request_id=exc.request_id)
             raise
@@ -1670,7 +1741,7 @@ class _Session:
 
     def emit(self, kind: str, call: _Call, **fields: Any) -> Dict[str, str]:
         """Run the hooks for ``kind``; a hook's failure is logged, never raised. A request hook
-        may return headers to add (e.g. ``traceparent``); credentials cannot be set that way."""
+        may return headers to add (e.g. ``traceparent``): new ones only, never credentials."""
         fns = self.hooks[kind]
         if not fns:
             return {}
@@ -1679,8 +1750,8 @@ class _Session:
         for fn in fns:
             try:
                 extra = fn(event)
-                if kind == "request" and extra:
-                    added.update(self.headers_for(False, extra).items() - self.headers_for(False, None).items())
+                if kind == "request" and extra is not None:
+                    added.update(_hook_headers(extra, call.headers))
             except Exception as exc:  # noqa: BLE001 -- a tracing bug must not break a generation
                 _log("warning", "visgate %s hook %r raised %s: %s", kind, fn, type(exc).__name__, exc)
         return added
@@ -1710,7 +1781,8 @@ class _Session:
             tmp = ""
             return dest
         except VisgateError as exc:
-            raise call.annotate(exc)
+            self.emit("error", call, error=call.annotate(exc), status=exc.status_code, request_id=exc.request_id)
+            raise
         finally:
             if tmp and _os.path.exists(tmp):
                 _os.unlink(tmp)
