@@ -1408,7 +1408,9 @@ class HookEvent:
     error: Optional[BaseException]
 
     def __init__(self, kind: str, method: str, url: str, attempt: int, elapsed: float, **more: Any) -> None:
-        values = dict(status=None, request_id=None, delay=None, error=None, **more)
+        # Defaults first, then what was given: dict(status=None, **more) would raise on a given status.
+        values: Dict[str, Any] = {"status": None, "request_id": None, "delay": None, "error": None}
+        values.update(more)
         values.update(kind=kind, method=method, url=url, attempt=attempt, elapsed=elapsed)
         for name in self.__slots__:
             object.__setattr__(self, name, values[name])
