@@ -3433,6 +3433,14 @@ class _DoctorSkip(Exception):
     """The check does not apply here (e.g. TLS for an http base URL)."""
 
 
+class _DoctorNote(Exception):
+    """The check passed, with a caveat worth a hint (plain http, verification disabled)."""
+
+    def __init__(self, detail: str, hint: str) -> None:
+        super().__init__(detail)
+        self.detail, self.hint = detail, hint
+
+
 class _Doctor:
     """The state the checks share: what the earlier ones found is what the later ones use."""
 
@@ -3468,9 +3476,9 @@ def _doctor_base_url(doc: _Doctor) -> str:
     if doc.session is None:
         raise _DoctorFailed("cannot configure the client: %s" % doc.setup_error,
                             "check VISGATE_BASE_URL / --base-url (an absolute http(s) URL such as %s)" % DEFAULT_BASE_URL)
-    hint = "" if doc.origin.scheme == "https" or _doctor_loopback(doc.origin.host) else "plain http: the key travels unencrypted"
-    if hint:
-        raise _DoctorFailed(doc.session.base_url, hint + "; use an https:// base URL")
+    if doc.origin.scheme == "http" and not _doctor_loopback(doc.origin.host):
+        # Allowed (an emulator in another container), but worth saying.
+        raise _DoctorNote(doc.session.base_url, "plain http: the key travels unencrypted; use https:// beyond a local test setup")
     return doc.session.base_url
 
 
@@ -3509,7 +3517,7 @@ def _doctor_ca(doc: _Doctor) -> str:
         raise _DoctorSkip("not used: the base URL is http")
     verify, env = transport._verify, transport._env
     if verify is False:
-        return "verification DISABLED (verify=False): any certificate is accepted"
+        raise _DoctorNote("verification DISABLED (verify=False)", "any certificate is accepted: fine for a local test server only")
     try:
         context = transport._context()
     except ValidationError as exc:
@@ -3548,7 +3556,7 @@ def _doctor_dns(doc: _Doctor) -> str:
         raise _DoctorFailed("cannot resolve %s: %s" % (hop.host, why), "check the host name, your DNS server or VPN")
     doc.addresses = found["addresses"]
     shown = sorted({str(info[4][0]) for info in doc.addresses})
-    tail = " (the proxy resolves %s)" % doc.origin.host if doc.proxy and doc.origin.scheme == "https" else ""
+    tail = " (the proxy resolves %s)" % doc.origin.host if doc.proxy else ""
     return "%s -> %s%s" % (hop.host, ", ".join(shown), tail)
 
 
@@ -3716,6 +3724,8 @@ def _doctor_run(session: Optional[_Session], key: str, setup_error: Optional[str
                 status, detail = "pass", check(doc)
             except _DoctorSkip as skip:
                 detail = str(skip)
+            except _DoctorNote as note:
+                status, detail, hint = "pass", note.detail, note.hint
             except _DoctorFailed as failed:
                 status, detail, hint = "fail", failed.detail, failed.hint
             except (VisgateError, OSError) as exc:  # unforeseen: reported as this check's failure, never a crash

@@ -255,3 +255,25 @@ def test_no_proxy_covering_the_host_is_reported(emulator: Emulator, monkeypatch:
     with Client(DEMO_API_KEY, base_url=emulator.base_url) as client:
         report = client.doctor()
     assert report.ok and "NO_PROXY covers 127.0.0.1" in report["proxy"].detail
+
+
+def test_plain_http_to_another_host_passes_with_a_hint_and_bad_url_sends_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    # Only the configuration checks run: the URL check fails first, so nothing is resolved or sent.
+    code, out, _err = run_cli(["--api-key", KEY, "--base-url", "http://[::1/x", "--json"], capsys)
+    checks = {c["name"]: c for c in json.loads(out)["checks"]}
+    assert code == 1 and checks["base_url"]["status"] == "fail"
+    assert [checks[n]["status"] for n in ORDER[2:]] == ["skip"] * 8
+    # Plain http to another host (an emulator in another container): only the URL check is run,
+    # so no name is looked up off this machine.
+    session = Client(KEY, base_url="http://visgate-emulator:8765/api/v1")._session
+    with pytest.raises(visgate_sdk._DoctorNote) as note:
+        visgate_sdk._doctor_base_url(visgate_sdk._Doctor(session, KEY, None, 1.0))
+    assert "unencrypted" in note.value.hint
+
+
+def test_verify_false_passes_with_a_hint(secure: Any) -> None:
+    with Client(KEY, base_url=secure_url(secure), verify=False) as client:
+        report = client.doctor()
+    assert report.ok and "DISABLED" in report["ca_bundle"].detail and report["ca_bundle"].hint
+    assert "not checked" in report["tls"].detail
+    assert "hint: any certificate" in str(report)
