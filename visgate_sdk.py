@@ -3714,11 +3714,13 @@ def _doctor_run(session: Optional[_Session], key: str, setup_error: Optional[str
     secrets = tuple(s for s in (key,) + (session.secrets() if session else ()) if s)
     done: Dict[str, DoctorCheck] = {}
     usable: Dict[str, bool] = {}  # passed, or does not apply here (TLS for http): later checks may go on
+    cause: Dict[str, str] = {}  # the failed check that a skipped one is waiting for, however far back
     for name, title, check, needs in _DOCTOR_CHECKS:
-        blocked = [done[n] for n in needs if not usable[n]]
+        blocked = [n for n in needs if not usable[n]]
         status, hint = "skip", ""
         if blocked:
-            detail = "skipped: the %s check did not pass" % blocked[0].title
+            cause[name] = cause.get(blocked[0], done[blocked[0]].title)
+            detail = "skipped: the %s check did not pass" % cause[name]
         else:
             try:
                 status, detail = "pass", check(doc)

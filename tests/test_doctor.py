@@ -147,7 +147,7 @@ def test_refused_port_fails_tcp_and_skips_the_rest() -> None:
     assert "refused" in report["tcp"].detail and "nothing listens" in report["tcp"].hint
     for name in ("tls", "clock", "health", "auth"):
         assert statuses(report)[name] == "skip" and report[name].detail.startswith("skipped: the ")
-    assert "TCP connect" in report["tls"].detail
+    assert all("the TCP connect check" in report[n].detail for n in ("tls", "clock", "health", "auth")), "the root cause"
     assert_no_key(report, KEY)
 
 
