@@ -87,6 +87,8 @@ __all__ = [
     "__version__",
     # helpers and the command line
     "HookEvent",
+    "DoctorCheck",
+    "DoctorReport",
     "parse_retry_after",
     "main",
 ]
@@ -134,7 +136,7 @@ if TYPE_CHECKING:
     from dataclasses import dataclass as _dataclass
     from dataclasses import field as _field
     from typing import BinaryIO as _BinaryFile
-    from typing import Concatenate, Literal, ParamSpec, Self, TypedDict, Unpack
+    from typing import Concatenate, Iterator, Literal, ParamSpec, Self, TypedDict, Unpack
 
     _P = ParamSpec("_P")
 
@@ -260,7 +262,9 @@ class VisgateError(Exception):
     url: Optional[str] = None
     attempts: int = 0
     elapsed: Optional[float] = None
-    _curl: Optional[Tuple[str, str, Dict[str, str], Optional[str]]] = None
+    # (method, url, headers, body) for ``to_curl()``: each header value and the body as parts,
+    # (text, is_variable), so a secret is only ever kept as the name of a shell variable.
+    _curl: Optional[Tuple[str, str, Tuple[Tuple[str, "_ShellParts"], ...], Optional["_ShellParts"]]] = None
 
     def __init__(
         self,
@@ -296,17 +300,26 @@ class VisgateError(Exception):
     def to_curl(self) -> str:
         """A curl command that repeats the failed request; keys appear as ``$VISGATE_API_KEY`` etc."""
         if self._curl is None:
-            return "# no request was sent: %s" % self
-        from shlex import quote
-
+            # One line: a server's message with a line break must not become a shell command.
+            return "# no HTTP request to repeat (the error came before or outside one): %s" % " ".join(str(self).split())
         method, url, headers, body = self._curl
-        words = ["curl", "-X", method, quote(url)]
-        for name, value in headers.items():
-            shown = quote("%s: %s" % (name, value)) if "$" not in value else '"%s: %s"' % (name, value)
-            words += ["-H", shown]
+        words = ["curl", "-X", method, _shell_word(((url, False),))]
+        for name, parts in headers:
+            words += ["-H", _shell_word(((name + ": ", False),) + parts)]
         if body is not None:
-            words += ["--data-raw", quote(body)]
+            words += ["--data-raw", _shell_word(body)]
         return " ".join(words)
+
+
+_ShellParts = Tuple[Tuple[str, bool], ...]
+
+
+def _shell_word(parts: _ShellParts) -> str:
+    """One shell word from (text, is_variable) parts: text single-quoted (nothing in it expands),
+    variables as ``"$NAME"``, so only the placeholders are filled in by the shell."""
+    from shlex import quote
+
+    return "".join('"$%s"' % text if variable else quote(text) for text, variable in parts if text) or "''"
 
 
 def _rebuild_error(cls: Type[VisgateError], args: Tuple[Any, ...], state: Dict[str, Any]) -> VisgateError:
@@ -1389,6 +1402,9 @@ class HookEvent:
 
     ``kind`` is "request", "response", "retry" or "error"; ``url`` never holds a secret;
     ``attempt`` counts from 1; ``delay`` is the wait before a retry; ``error`` the exception.
+    Hooks run on the thread making the call: for ``AsyncClient`` a worker thread of its pool,
+    inside a copy of the awaiting task's context, so context variables (OpenTelemetry's current
+    span) are the caller's. A hook should be quick: the call waits for it.
     """
 
     __slots__ = ("kind", "method", "url", "attempt", "status", "elapsed", "request_id", "delay", "error")
@@ -1403,7 +1419,9 @@ class HookEvent:
     error: Optional[BaseException]
 
     def __init__(self, kind: str, method: str, url: str, attempt: int, elapsed: float, **more: Any) -> None:
-        values = dict(status=None, request_id=None, delay=None, error=None, **more)
+        # Defaults first, then what was given: dict(status=None, **more) would raise on a given status.
+        values: Dict[str, Any] = {"status": None, "request_id": None, "delay": None, "error": None}
+        values.update(more)
         values.update(kind=kind, method=method, url=url, attempt=attempt, elapsed=elapsed)
         for name in self.__slots__:
             object.__setattr__(self, name, values[name])
@@ -1439,10 +1457,10 @@ class _Call:
     """One call as its attempts see it: where it goes, what it sends, how long it may take."""
 
     __slots__ = ("method", "origin", "target", "headers", "body", "timeout", "deadline", "started", "attempts",
-                 "sink", "max_bytes", "secrets")
+                 "sink", "max_bytes", "secrets", "named")
 
     def __init__(self, method: str, origin: _Origin, target: str, headers: Dict[str, str], body: Optional[bytes],
-                 timeout: Optional[float], deadline: Optional[float], secrets: Tuple[str, ...] = ()) -> None:
+                 timeout: Optional[float], deadline: Optional[float], named: Tuple[Tuple[str, str], ...] = ()) -> None:
         self.method = method
         self.origin = origin
         self.target = target
@@ -1454,7 +1472,9 @@ class _Call:
         self.attempts = 0
         self.sink: Optional["_BinaryFile"] = None
         self.max_bytes: Optional[int] = None
-        self.secrets = secrets
+        # Every secret this call carries, with the shell variable ``to_curl()`` shows instead.
+        self.named = tuple(pair for pair in named if pair[0])
+        self.secrets = tuple(secret for secret, _variable in self.named)
 
     @property
     def url(self) -> str:
@@ -1465,22 +1485,57 @@ class _Call:
 
     def annotate(self, error: VisgateError) -> VisgateError:
         """Say on ``error`` which request failed, and keep what ``to_curl()`` needs (no secrets)."""
+        import json
+
         error.method, error.url, error.attempts = self.method, self.url, self.attempts
         error.elapsed = round(_time.monotonic() - self.started, 3)
-        headers = {k: _curl_placeholder(k, v) for k, v in self.headers.items() if k.lower() != "proxy-authorization"}
-        body = _redact(self.body.decode("utf-8", "replace"), self.secrets) if self.body else None
+        headers = tuple((k, _curl_header(k, v, self.named)) for k, v in self.headers.items() if k.lower() != "proxy-authorization")
+        body = None
+        if self.body:
+            # In the JSON text a secret appears escaped: look for that form too.
+            escaped = tuple((json.dumps(s, ensure_ascii=False)[1:-1], v) for s, v in self.named)
+            body = _secret_parts(self.body.decode("utf-8", "replace"), escaped + self.named)
         error._curl = (self.method, self.url, headers, body)
         return error
 
 
-def _curl_placeholder(name: str, value: str) -> str:
-    low = name.lower()
-    if low == "authorization":
-        return "Bearer $VISGATE_API_KEY"
-    for header, _arg, variable in _BYOK_HEADERS:
-        if low == header.lower():
-            return "$" + variable
-    return "$SECRET" if _is_secret_header(name) else value
+def _secret_parts(text: str, named: Tuple[Tuple[str, str], ...]) -> _ShellParts:
+    """``text`` cut into (text, False) and (variable, True) parts, every secret replaced by its variable."""
+    parts: List[Tuple[str, bool]] = [(text, False)]
+    for secret, variable in sorted(named, key=lambda pair: -len(pair[0])):  # a longer secret may hold a shorter
+        if not secret:
+            continue
+        cut: List[Tuple[str, bool]] = []
+        for piece, is_variable in parts:
+            if is_variable or secret not in piece:
+                cut.append((piece, is_variable))
+                continue
+            for i, literal in enumerate(piece.split(secret)):
+                cut += ([(variable, True)] if i else []) + [(literal, False)]
+        parts = cut
+    return tuple(parts)
+
+
+def _curl_header(name: str, value: str, named: Tuple[Tuple[str, str], ...]) -> _ShellParts:
+    parts = _secret_parts(value, named)
+    if _is_secret_header(name) and not any(is_variable for _text, is_variable in parts):
+        # A credential we do not know by name (a cookie, an X-...-Token in default_headers).
+        return (("VISGATE_HEADER_" + name.upper().replace("-", "_"), True),)
+    return parts
+
+
+def _hook_headers(extra: Any, present: Mapping[str, str]) -> Dict[str, str]:
+    """What a request hook may add: valid headers the call does not already have (whatever the
+    case: per-call ``headers=`` win, and Idempotency-Key or User-Agent stay the call's), and never
+    a credential (it would also reach hosts a redirect leads to)."""
+    if not isinstance(extra, Mapping):
+        raise ValidationError("a request hook must return None or a dict of headers, not %s" % type(extra).__name__)
+    checked = _check_headers("hook headers", extra)
+    for name in checked:
+        if _is_secret_header(name):
+            raise ValidationError("a request hook may not set %r; credentials come from the client's options" % name)
+    have = {name.lower() for name in present}
+    return {name: value for name, value in checked.items() if name.lower() not in have}
 
 
 def _redirect_target(call: _Call, resp: _Response) -> Optional[Tuple[_Origin, str]]:
@@ -1512,6 +1567,20 @@ def _follow(call: _Call, resp: _Response, hops: int) -> bool:
 # -- the session: configuration and the one request loop -------------------------------
 
 
+_SECRET_FIELDS = frozenset({"api_key", "key", "token", "secret", "password"})
+
+
+def _body_secrets(body: Any) -> Tuple[Tuple[str, str], ...]:
+    """Secrets in a request body (the provider key of ``providers.set_key``), with their variable:
+    kept out of error messages and ``to_curl()`` like the client's own keys."""
+    if not isinstance(body, dict):
+        return ()
+    provider = body.get("provider")
+    named = provider.upper() if isinstance(provider, str) and provider.isalnum() else "PROVIDER"
+    variable = "VISGATE_%s_API_KEY" % named
+    return tuple((v, variable) for k, v in body.items() if isinstance(v, str) and v and str(k).lower() in _SECRET_FIELDS)
+
+
 class _Session:
     """What every call shares: the key, the base URL, retries, deadlines, hooks, connections."""
 
@@ -1533,6 +1602,11 @@ class _Session:
 
     def secrets(self) -> Tuple[str, ...]:
         return (self.api_key,) + tuple(self.byok.values())
+
+    def named_secrets(self) -> Tuple[Tuple[str, str], ...]:
+        """The key and the BYOK keys, each with the variable ``to_curl()`` names in its place."""
+        variables = {header.lower(): variable for header, _arg, variable in _BYOK_HEADERS}
+        return ((self.api_key, "VISGATE_API_KEY"),) + tuple((v, variables[h.lower()]) for h, v in self.byok.items())
 
     # -- per-call options --------------------------------------------------------------
     def timeout_for(self, timeout: Optional[float]) -> Optional[float]:
@@ -1588,9 +1662,10 @@ class _Session:
         qs = _query(query) if query else ""
         if qs:
             target += "?" + qs
-        call = _Call(method, self.origin, target, all_headers, data, self.timeout_for(timeout), at, self.secrets())
+        named = self.named_secrets() + _body_secrets(body)
+        call = _Call(method, self.origin, target, all_headers, data, self.timeout_for(timeout), at, named)
         try:
-            return _decode(self.exchange(call), call.method, self.secrets)
+            return _decode(self.exchange(call), call.method, lambda: call.secrets)
         except VisgateError as exc:
             self.emit("error", call, error=call.annotate(exc), status=exc.status_code, request_id=exc.request_id)
             raise
@@ -1681,7 +1756,7 @@ class _Session:
 
     def emit(self, kind: str, call: _Call, **fields: Any) -> Dict[str, str]:
         """Run the hooks for ``kind``; a hook's failure is logged, never raised. A request hook
-        may return headers to add (e.g. ``traceparent``); credentials cannot be set that way."""
+        may return headers to add (e.g. ``traceparent``): new ones only, never credentials."""
         fns = self.hooks[kind]
         if not fns:
             return {}
@@ -1690,8 +1765,8 @@ class _Session:
         for fn in fns:
             try:
                 extra = fn(event)
-                if kind == "request" and extra:
-                    added.update(self.headers_for(False, extra).items() - self.headers_for(False, None).items())
+                if kind == "request" and extra is not None:
+                    added.update(_hook_headers(extra, call.headers))
             except Exception as exc:  # noqa: BLE001 -- a tracing bug must not break a generation
                 _log("warning", "visgate %s hook %r raised %s: %s", kind, fn, type(exc).__name__, exc)
         return added
@@ -1721,7 +1796,8 @@ class _Session:
             tmp = ""
             return dest
         except VisgateError as exc:
-            raise call.annotate(exc)
+            self.emit("error", call, error=call.annotate(exc), status=exc.status_code, request_id=exc.request_id)
+            raise
         finally:
             if tmp and _os.path.exists(tmp):
                 _os.unlink(tmp)
@@ -3090,6 +3166,12 @@ class Client:
         session = self._session
         return session.download(url, path, timeout=timeout, at=session.deadline_for(deadline), max_bytes=max_bytes)
 
+    def doctor(self, *, timeout: float = 5.0) -> "DoctorReport":
+        """Check this client's setup, in order: key, base URL, proxy, CA bundle, DNS, TCP, TLS,
+        clock, ``health()`` and ``auth.me()``; each network step bounded by ``timeout``. Never raises
+        for a failed check: see ``report.ok`` and each check's ``hint``. No key is ever shown."""
+        return _doctor_run(self._session, self._session.api_key, None, timeout)
+
     def close(self) -> None:
         """Close all connections; calls still running fail with ``ConnectionError``."""
         self._session.transport.close()
@@ -3153,6 +3235,7 @@ class AsyncClient:
 
     generate = _to_async(Client.generate)
     health = _to_async(Client.health)
+    doctor = _to_async(Client.doctor)
     download = _to_async(Client.download)
 
     def deadline(self, budget: Any, *, margin: float = 1.0) -> _DeadlineScope:
@@ -3245,6 +3328,411 @@ if __name__ != "__main__":
     _install_exceptions_module()
 
 
+# -- ``visgate doctor``: is this machine set up to reach the API? ----------------------
+
+
+class DoctorCheck:
+    """One check of ``client.doctor()``: ``name``, ``status`` ("pass", "fail" or "skip"),
+    ``detail`` (what was found) and ``hint`` (what to do about it). Never holds a key."""
+
+    __slots__ = ("name", "title", "status", "detail", "hint")
+
+    def __init__(self, name: str, title: str, status: str, detail: str, hint: str = "") -> None:
+        self.name, self.title, self.status, self.detail, self.hint = name, title, status, detail, hint
+
+    @property
+    def ok(self) -> bool:
+        """True when the check passed."""
+        return self.status == "pass"
+
+    def as_dict(self) -> Dict[str, Any]:
+        """The check as JSON-able data."""
+        return {"name": self.name, "title": self.title, "status": self.status, "ok": self.ok, "detail": self.detail, "hint": self.hint}
+
+    def __repr__(self) -> str:
+        return "DoctorCheck(%r, %r, %r)" % (self.name, self.status, self.detail)
+
+
+class DoctorReport:
+    """What ``client.doctor()`` found: ``checks`` in order; ``ok`` when none failed.
+    ``str(report)`` is the text ``visgate doctor`` prints, ``as_dict()`` its ``--json``."""
+
+    def __init__(self, checks: List[DoctorCheck]) -> None:
+        self.checks = checks
+
+    @property
+    def ok(self) -> bool:
+        """True when no check failed (a check that does not apply is skipped, not failed)."""
+        return not any(check.status == "fail" for check in self.checks)
+
+    def __iter__(self) -> Iterator[DoctorCheck]:
+        yield from self.checks
+
+    def __getitem__(self, name: str) -> DoctorCheck:
+        for check in self.checks:
+            if check.name == name:
+                return check
+        raise KeyError(name)
+
+    def as_dict(self) -> Dict[str, Any]:
+        """The report as JSON-able data."""
+        return {"ok": self.ok, "version": __version__, "checks": [check.as_dict() for check in self.checks]}
+
+    def __str__(self) -> str:
+        lines = ["visgate doctor (visgate-sdk %s)" % __version__]
+        for check in self.checks:
+            lines.append("  %-4s  %-12s %s" % (check.status.upper(), check.title, check.detail))
+            if check.hint:
+                lines.append("  %-4s  %-12s hint: %s" % ("", "", check.hint))
+        failed = sum(check.status == "fail" for check in self.checks)
+        lines.append("all checks passed" if not failed else "%d check%s failed" % (failed, "s" * (failed != 1)))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return "DoctorReport(ok=%r, checks=%r)" % (self.ok, self.checks)
+
+
+class _DoctorFailed(Exception):
+    """A check failed: ``detail`` says what was found, ``hint`` what to do."""
+
+    def __init__(self, detail: str, hint: str = "") -> None:
+        super().__init__(detail)
+        self.detail, self.hint = detail, hint
+
+
+class _DoctorSkip(Exception):
+    """The check does not apply here (e.g. TLS for an http base URL)."""
+
+
+class _DoctorNote(Exception):
+    """The check passed, with a caveat worth a hint (plain http, verification disabled)."""
+
+    def __init__(self, detail: str, hint: str) -> None:
+        super().__init__(detail)
+        self.detail, self.hint = detail, hint
+
+
+class _Doctor:
+    """The state the checks share: what the earlier ones found is what the later ones use."""
+
+    def __init__(self, session: Optional[_Session], key: str, setup_error: Optional[str], timeout: float) -> None:
+        self.session, self.key, self.setup_error, self.timeout = session, key, setup_error, timeout
+        self.proxy: Optional[str] = None
+        self.hop: Optional[_Origin] = None  # the first host we connect to: the proxy, or the API
+        self.addresses: List[Any] = []
+
+    @property
+    def origin(self) -> _Origin:
+        assert self.session is not None
+        return self.session.origin
+
+    def at(self) -> float:
+        return _time.monotonic() + self.timeout
+
+
+def _doctor_key(doc: _Doctor) -> str:
+    key = doc.key
+    if not key:
+        raise _DoctorFailed("no API key", "set VISGATE_API_KEY, or pass api_key= (--api-key on the command line)")
+    if any(c.isspace() for c in key) or any(c < " " or c == "\x7f" for c in key):
+        raise _DoctorFailed("the key (%d characters) has whitespace or control characters inside" % len(key),
+                            "copy the key again from the visgate dashboard: a space or line break got into it")
+    if not key.startswith("vg-"):
+        raise _DoctorFailed("the key (%d characters) does not start with \"vg-\"" % len(key),
+                            "visgate keys start with vg-; provider keys go in fal_key=, replicate_key= or runway_key=")
+    return "present: %d characters, starts with \"vg-\"" % len(key)
+
+
+def _doctor_base_url(doc: _Doctor) -> str:
+    if doc.session is None:
+        raise _DoctorFailed("cannot configure the client: %s" % doc.setup_error,
+                            "check VISGATE_BASE_URL / --base-url (an absolute http(s) URL such as %s)" % DEFAULT_BASE_URL)
+    if doc.origin.scheme == "http" and not _doctor_loopback(doc.origin.host):
+        # Allowed (an emulator in another container), but worth saying.
+        raise _DoctorNote(doc.session.base_url, "plain http: the key travels unencrypted; use https:// beyond a local test setup")
+    return doc.session.base_url
+
+
+def _doctor_loopback(host: str) -> bool:
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
+def _doctor_proxy(doc: _Doctor) -> str:
+    assert doc.session is not None
+    env, origin = doc.session.transport._env, doc.origin
+    names = [v for base in (origin.scheme + "_proxy", "all_proxy") for v in (base, base.upper()) if env.get(v)]
+    proxy = _proxy_for(origin, env)
+    if proxy is None:
+        doc.hop = origin
+        if names:
+            return "%s is set, but NO_PROXY covers %s: connecting directly" % (names[0], origin.host)
+        return "none: connecting directly" + ("" if doc.session.transport._env else " (trust_env=False)")
+    try:
+        hop, _path = _split_proxy(proxy)
+    except ConnectionError as exc:
+        raise _DoctorFailed("%s is set but unusable: %s" % (names[0], exc.message), "fix or unset %s" % names[0]) from None
+    from urllib.parse import urlsplit
+
+    doc.proxy, doc.hop = proxy, hop
+    auth = " with credentials" if urlsplit(proxy).username is not None else ""  # never the password itself
+    how = "CONNECT tunnel" if origin.scheme == "https" else "forwarding"
+    return "%s://%s%s from %s (%s); NO_PROXY does not cover %s" % (hop.scheme, hop.netloc, auth, names[0], how, origin.host)
+
+
+def _doctor_ca(doc: _Doctor) -> str:
+    import ssl
+
+    assert doc.session is not None
+    transport = doc.session.transport
+    if doc.origin.scheme != "https":
+        raise _DoctorSkip("not used: the base URL is http")
+    verify, env = transport._verify, transport._env
+    if verify is False:
+        raise _DoctorNote("verification DISABLED (verify=False)", "any certificate is accepted: fine for a local test server only")
+    try:
+        context = transport._context()
+    except ValidationError as exc:
+        raise _DoctorFailed(exc.message, "point verify= (or SSL_CERT_FILE) at a readable PEM bundle") from None
+    count = context.cert_store_stats().get("x509_ca", 0)
+    if isinstance(verify, ssl.SSLContext):
+        return "the ssl.SSLContext passed as verify= (%d CA certificates loaded)" % count
+    if isinstance(verify, str):
+        return "%s (verify=, %d CA certificates)" % (verify, count)
+    if env.get("SSL_CERT_FILE") or env.get("SSL_CERT_DIR"):
+        where = ", ".join("%s=%s" % (n, env[n]) for n in ("SSL_CERT_FILE", "SSL_CERT_DIR") if env.get(n))
+        return "%s (%d CA certificates)" % (where, count)
+    paths = ssl.get_default_verify_paths()
+    return "system default: %s (%d CA certificates loaded)" % (paths.cafile or paths.capath or "OpenSSL's built-in paths", count)
+
+
+def _doctor_dns(doc: _Doctor) -> str:
+    import socket
+    import threading
+
+    hop = doc.hop
+    assert hop is not None
+    found: Dict[str, Any] = {}
+
+    def resolve() -> None:  # getaddrinfo has no timeout of its own: wait for it on a thread
+        try:
+            found["addresses"] = socket.getaddrinfo(hop.host, hop.port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            found["error"] = exc
+
+    thread = threading.Thread(target=resolve, daemon=True, name="visgate-doctor-dns")
+    thread.start()
+    thread.join(doc.timeout)
+    if "addresses" not in found:
+        why = "timed out after %gs" % doc.timeout if thread.is_alive() else str(found.get("error"))
+        raise _DoctorFailed("cannot resolve %s: %s" % (hop.host, why), "check the host name, your DNS server or VPN")
+    doc.addresses = found["addresses"]
+    shown = sorted({str(info[4][0]) for info in doc.addresses})
+    tail = " (the proxy resolves %s)" % doc.origin.host if doc.proxy else ""
+    return "%s -> %s%s" % (hop.host, ", ".join(shown), tail)
+
+
+def _doctor_socket(doc: _Doctor) -> Tuple[Any, float]:
+    """A TCP connection to the first address that answers, and how long connecting took."""
+    import socket
+
+    last: Optional[OSError] = None
+    for family, kind, proto, _name, address in doc.addresses:
+        sock = socket.socket(family, kind, proto)
+        sock.settimeout(doc.timeout)
+        started = _time.monotonic()
+        try:
+            sock.connect(address)
+            return sock, _time.monotonic() - started
+        except OSError as exc:
+            sock.close()
+            last = exc
+    assert last is not None
+    raise last
+
+
+def _doctor_tcp(doc: _Doctor) -> str:
+    hop = doc.hop
+    assert hop is not None
+    try:
+        sock, took = _doctor_socket(doc)
+    except OSError as exc:
+        error = _classify_os_error(exc, hop).error
+        what = "the proxy" if doc.proxy else "the API"
+        hint = ("nothing listens there: check the port in the base URL, or that %s is running" % what
+                if isinstance(exc, ConnectionRefusedError) else "a firewall may drop the traffic; check the host, port and proxy")
+        raise _DoctorFailed(error.message, hint) from None
+    sock.close()
+    return "%s:%d in %.1f ms%s" % (hop.host, hop.port, took * 1000, " (the proxy)" if doc.proxy else "")
+
+
+def _doctor_tunnel(doc: _Doctor, sock: Any) -> None:
+    """Ask the proxy for a CONNECT tunnel to the API, as the client does."""
+    origin = doc.origin
+    head = "CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n" % (origin.host, origin.port, origin.host, origin.port)
+    for name, value in _proxy_auth_header(doc.proxy or "").items():
+        head += "%s: %s\r\n" % (name, value)
+    sock.sendall((head + "\r\n").encode("latin-1"))
+    answer = b""
+    while b"\r\n\r\n" not in answer and len(answer) < 65536:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        answer += chunk
+    status = answer.split(b"\r\n", 1)[0].decode("latin-1", "replace")
+    if status.split(" ")[1:2] != ["200"]:
+        hint = "check the proxy's user and password" if " 407" in status else "the proxy refused the tunnel"
+        raise _DoctorFailed("the proxy answered the CONNECT with %r" % status[:80], hint)
+
+
+_TLS_UNTRUSTED_HINT = ("the certificate is not trusted by the CA bundle above: pass verify='/path/to/ca.pem' or set "
+                       "SSL_CERT_FILE (a company proxy that inspects TLS has its own CA)")
+
+
+def _doctor_tls(doc: _Doctor) -> str:
+    assert doc.session is not None
+    if doc.origin.scheme != "https":
+        raise _DoctorSkip("the base URL is http")
+    if doc.proxy and doc.hop is not None and doc.hop.scheme == "https":
+        raise _DoctorSkip("not checked through an https:// proxy")
+    sock = None
+    try:
+        sock, _took = _doctor_socket(doc)
+        if doc.proxy:
+            _doctor_tunnel(doc, sock)
+        tls = doc.session.transport._context().wrap_socket(sock, server_hostname=doc.origin.host)
+        version, cert = tls.version(), tls.getpeercert()
+        tls.close()
+    except OSError as exc:
+        error = _classify_os_error(exc, doc.origin).error
+        untrusted = "verification failed" in error.message
+        raise _DoctorFailed(error.message, _TLS_UNTRUSTED_HINT if untrusted else "the server did not complete a TLS "
+                            "handshake: does this port speak https? Is a proxy in the way?") from None
+    finally:
+        if sock is not None:
+            sock.close()
+    issuer: Dict[str, str] = {}
+    for rdn in (cert or {}).get("issuer", ()):  # ((("organizationName", "..."),), ...)
+        for pair in rdn:
+            issuer[str(pair[0])] = str(pair[1])
+    shown = issuer.get("organizationName") or issuer.get("commonName") or "not checked (verify=False)"
+    return "%s, certificate issued by %s" % (version, shown)
+
+
+def _doctor_clock(doc: _Doctor) -> str:
+    from email.utils import parsedate_to_datetime
+
+    session = doc.session
+    assert session is not None
+    call = _Call("GET", session.origin, session.prefix + "/health", session.headers_for(False, None), None, doc.timeout,
+                 doc.at(), session.named_secrets())
+    try:
+        date = session.exchange(call).headers.get("date")
+    except VisgateError as exc:
+        raise _DoctorFailed("no answer to read the server's clock from: %s" % exc.message) from None
+    if not date:
+        raise _DoctorSkip("the server sent no Date header")
+    try:
+        skew = parsedate_to_datetime(date).timestamp() - _time.time()
+    except (TypeError, ValueError):
+        raise _DoctorSkip("the server's Date header is not a date") from None
+    if abs(skew) > 30:
+        raise _DoctorFailed("this machine's clock is %.0f s %s the server's" % (abs(skew), "behind" if skew > 0 else "ahead of"),
+                            "sync the clock (NTP): signed media URLs and retry timing depend on it")
+    return "within %.0f s of the server's Date header" % max(abs(skew), 1)
+
+
+def _doctor_health(doc: _Doctor) -> str:
+    assert doc.session is not None
+    try:
+        health = _as_dict(doc.session.call("GET", "/health", auth=False, timeout=doc.timeout, at=doc.at()), "health")
+    except VisgateError as exc:
+        raise _DoctorFailed(str(exc), "the API (or something in front of it) is not answering normally; "
+                            "check the base URL, or try again later") from None
+    return "status %s, version %s" % (health.get("status", "?"), health.get("version", "?"))
+
+
+def _doctor_auth(doc: _Doctor) -> str:
+    assert doc.session is not None
+    try:
+        info = AuthInfo.from_dict(doc.session.call("GET", "/auth/me", timeout=doc.timeout, at=doc.at()))
+    except (AuthenticationError, PermissionDeniedError) as exc:
+        raise _DoctorFailed("the key was rejected: %s" % exc, "create or copy a current key in the visgate dashboard "
+                            "(API keys); a revoked or test-environment key is refused") from None
+    except VisgateError as exc:
+        raise _DoctorFailed(str(exc), "the key could not be checked; try again, or look at the health check above") from None
+    org = info.organization_name or info.organization_id or "?"
+    return "key accepted: organization %s, role %s" % (org, info.role or "?")
+
+
+# name, title, check, and the checks it needs to have passed
+_DOCTOR_CHECKS: Tuple[Tuple[str, str, Callable[[_Doctor], str], Tuple[str, ...]], ...] = (
+    ("api_key", "API key", _doctor_key, ()),
+    ("base_url", "base URL", _doctor_base_url, ()),
+    ("proxy", "proxy", _doctor_proxy, ("base_url",)),
+    ("ca_bundle", "CA bundle", _doctor_ca, ("proxy",)),
+    ("dns", "DNS", _doctor_dns, ("proxy",)),
+    ("tcp", "TCP connect", _doctor_tcp, ("dns",)),
+    ("tls", "TLS", _doctor_tls, ("tcp", "ca_bundle")),
+    ("clock", "clock", _doctor_clock, ("tls",)),
+    ("health", "health", _doctor_health, ("tls",)),
+    ("auth", "auth", _doctor_auth, ("tls", "api_key")),
+)
+
+
+def _doctor_run(session: Optional[_Session], key: str, setup_error: Optional[str] = None, timeout: float = 5.0) -> DoctorReport:
+    """Run the checks in order; a check whose prerequisite did not pass is skipped, saying why."""
+    doc = _Doctor(session, key, setup_error, _check_number("timeout", timeout, positive=True))
+    secrets = tuple(s for s in (key,) + (session.secrets() if session else ()) if s)
+    done: Dict[str, DoctorCheck] = {}
+    usable: Dict[str, bool] = {}  # passed, or does not apply here (TLS for http): later checks may go on
+    cause: Dict[str, str] = {}  # the failed check that a skipped one is waiting for, however far back
+    for name, title, check, needs in _DOCTOR_CHECKS:
+        blocked = [n for n in needs if not usable[n]]
+        status, hint = "skip", ""
+        if blocked:
+            cause[name] = cause.get(blocked[0], done[blocked[0]].title)
+            detail = "skipped: the %s check did not pass" % cause[name]
+        else:
+            try:
+                status, detail = "pass", check(doc)
+            except _DoctorSkip as skip:
+                detail = str(skip)
+            except _DoctorNote as note:
+                status, detail, hint = "pass", note.detail, note.hint
+            except _DoctorFailed as failed:
+                status, detail, hint = "fail", failed.detail, failed.hint
+            except (VisgateError, OSError) as exc:  # unforeseen: reported as this check's failure, never a crash
+                status, detail = "fail", "%s: %s" % (type(exc).__name__, exc)
+        usable[name] = status == "pass" or (status == "skip" and not blocked)
+        # Belt and braces: whatever a server or an OS error said, no key reaches the report; one line each.
+        done[name] = DoctorCheck(name, title, status, " ".join(_redact(detail, secrets).split()), _redact(hint, secrets))
+    return DoctorReport(list(done.values()))
+
+
+def _doctor_cli(args: Any) -> int:
+    """``visgate doctor``: the report on stdout; exit status 0 only when no check failed."""
+    key = args.api_key if getattr(args, "api_key", None) else _os.environ.get("VISGATE_API_KEY", "")
+    timeout = getattr(args, "timeout", None) or 5.0
+    client: Optional[Client] = None
+    setup_error: Optional[str] = None
+    try:
+        client = Client(args.api_key, base_url=args.base_url, timeout=timeout)
+    except ValidationError as exc:
+        setup_error = exc.message
+    try:
+        report = _doctor_run(client._session if client else None, key.strip(), setup_error, timeout)
+    finally:
+        if client is not None:
+            client.close()
+    if getattr(args, "json", False):
+        import json
+
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(report)
+    return 0 if report.ok else _CLI_EXIT_API
+
+
 _CLI_EXIT_API = 1
 _CLI_EXIT_USAGE = 2
 
@@ -3313,6 +3801,7 @@ def _cli_parser() -> Any:
     usage.add_argument("--period", default="month", help="day, week, month, year, ... (default: %(default)s)")
     add_parser("balances", "provider balances")
     add_parser("health", "API health")
+    add_parser("doctor", "check the key, network, proxy, TLS, clock and API; exit 0 when all is well")
     return parser
 
 
@@ -3358,6 +3847,8 @@ def _cli_print(value: Any, as_json: bool, lines: List[str]) -> None:
 
 
 def _cli_run(args: Any) -> int:
+    if args.command == "doctor":  # before a Client exists: a bad key or base URL is what it reports
+        return _doctor_cli(args)
     client = Client(args.api_key, base_url=args.base_url, timeout=args.timeout or DEFAULT_TIMEOUT)
     with client:
         cmd = args.command
