@@ -464,7 +464,19 @@ def machine_info(py: str) -> dict:
         "nproc": os.cpu_count(),
         "httpx": sh([py, "-c", "import importlib.metadata as m; print(m.version('httpx'))"]).strip(),
         "commit": commit,
+        "load": f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "n/a",
     }
+
+
+CHART_NOTE = """
+![benchmarks]({path})
+
+The chart (`{path}`, redrawn by every full run; `--svg PATH` writes it elsewhere)
+shows each row that compares ours with the reference: two bars per workload,
+scaled to the larger of the pair so every workload reads on its own, the value
+and unit at the end of each bar, and under the label which way is better and
+the ratio ours / reference.
+"""
 
 
 def markdown(rows: list, info: dict, floors: str, seconds: float, chart: str = "") -> str:
@@ -477,7 +489,8 @@ reference client `{ref}` (built on httpx {httpx}), measured side by side in one 
 
 Reproduce: `python3 bench/run.py` (this full run took {seconds:.0f} s; `--smoke` does a few calls each).
 
-Machine: {cpu}, {nproc} cores, {os}; {python}; commit `{commit}`; {date}.
+Machine: {cpu}, {nproc} cores, {os}; {python}; commit `{commit}`; {date}; load average {load} at the end
+(the machine is shared: other work running alongside slows both clients, and the ratios less than the times).
 
 {table}
 
@@ -584,7 +597,7 @@ def main() -> int:
         chart = ""
         if svg_path:
             rel = os.path.relpath(os.path.abspath(svg_path), os.path.dirname(os.path.abspath(md_path)))
-            chart = "\n![benchmarks]({})\n".format(rel.replace(os.sep, "/"))
+            chart = CHART_NOTE.format(path=rel.replace(os.sep, "/"))
         with open(md_path, "w", encoding="utf-8") as f:
             f.write(markdown(rows, info, floors, elapsed, chart))
         log(f"wrote {md_path}")
