@@ -19,9 +19,9 @@ on a shared machine that is the stable figure, wall-clock medians drift with the
    by ``pass`` where a statement is needed). The kinds overlap (the overload stubs
    inside ``if TYPE_CHECKING:``, docstrings everywhere), so these do not add up.
    ``python -OO`` drops docstrings from the bytecode, but still compiles them.
-   Two columns: the time measured, and an estimate from the tokens taken out at the
-   whole file's time per token (steadier on a loaded machine); a last row times the
-   file against itself, to show the noise.
+   Two figures: the time measured (the median of --blocks A/B blocks, with their
+   range), and an estimate from the tokens taken out at the whole file's time per
+   token (steadier on a loaded machine); a last row times the file against itself.
 
 Standard library only; it never writes bytecode and does not change the file.
 """
@@ -33,6 +33,7 @@ import io
 import marshal
 import os
 import re
+import statistics
 import sys
 import time
 import tokenize
@@ -189,6 +190,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--file", default=os.path.join(ROOT, "visgate_sdk.py"))
     parser.add_argument("--repeat", type=int, default=30, help="timed compiles per measurement (fastest)")
+    parser.add_argument("--blocks", type=int, default=5, help="repeated A/B blocks per kind of code taken out")
     args = parser.parse_args()
     sys.dont_write_bytecode = True
 
@@ -240,14 +242,21 @@ def main() -> int:
     per_token = whole / n_tokens
     for label, items, stripped in variants:
         compile(stripped, name, "exec", dont_inherit=True)  # still valid Python
-        base, cut = compile_times(source, stripped, name=name, repeat=2 * rep)
-        saved, fewer = base - cut, n_tokens - tokens(stripped)
+        # Several blocks of interleaved timings; the saving is the median block's, the range shows the noise.
+        savings = []
+        for _ in range(args.blocks):
+            base, cut = compile_times(source, stripped, name=name, repeat=max(5, rep // 3))
+            savings.append(base - cut)
+        saved, fewer = statistics.median(savings), n_tokens - tokens(stripped)
         rows.append([label, items, len(lines) - len(stripped.splitlines()), len(source) - len(stripped),
-                     fewer, ms(fewer * per_token), ms(saved), f"{100 * saved / base:.0f}%"])
+                     fewer, ms(fewer * per_token), ms(saved), f"{ms(min(savings))} to {ms(max(savings))}",
+                     f"{100 * saved / whole:.0f}%"])
     print("\n## What taking one kind of code out would save (kinds overlap)\n")
-    print(table(["taken out", "items", "lines", "bytes", "tokens", "ms by tokens", "saves ms", "share"], rows))
+    print(table(["taken out", "items", "lines", "bytes", "tokens", "ms by tokens", "saves ms", "range", "share"],
+                rows))
     print(f"\n(ms by tokens: the tokens taken out x {per_token * 1e6:.2f} us, the whole file's compile time"
-          " per token; saves ms: measured, whole file against the stripped one, interleaved.)")
+          f" per token. saves ms: measured, the whole file against the stripped one interleaved, the median"
+          f" of {args.blocks} blocks; range: the lowest and highest block.)")
     return 0
 
 
