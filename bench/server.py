@@ -4,7 +4,9 @@ One thread per connection with blocking sockets: for a single keep-alive
 connection this is the cheapest round trip CPython offers (TLS records are
 handled in C by the ssl module), so the server stays far below the clients'
 per-call cost. It serves canned JSON for ``/api/v1/health`` and
-``/api/v1/models/<id>``, and its own CPU time and request count at
+``/api/v1/models/<id>``, a generation answer for ``POST /api/v1/generate``
+(echoing the request's ``prompt`` and ``model``, so a batch can check its
+results come back in input order), and its own CPU time and request count at
 ``/_bench/stats``. A path prefix ``/slow<ms>`` (for example the base URL
 ``http://127.0.0.1:PORT/slow500/api/v1``) delays that response by ``<ms>``
 milliseconds without blocking other connections.
@@ -34,10 +36,8 @@ _served_lock = threading.Lock()
 
 def _response(status: str, payload: dict, close: bool = False) -> bytes:
     body = json.dumps(payload, separators=(",", ":")).encode()
-    head = (
-        "HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n"
-        % (status, len(body), "Connection: close\r\n" if close else "")
-    )
+    close_header = "Connection: close\r\n" if close else ""
+    head = f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n{close_header}\r\n"
     return head.encode("latin-1") + body
 
 
@@ -54,9 +54,36 @@ def _model(model_id: str) -> dict:
     }
 
 
-def route(path: str) -> tuple:
-    """Return ``(delay_seconds, response_bytes)`` for a request target."""
-    cached = _cache.get(path)
+def _generated(body: bytes, delay: float) -> dict:
+    """A ``POST /generate`` answer that echoes the request's prompt and model."""
+    try:
+        request = json.loads(body or b"{}")
+    except ValueError:
+        request = {}
+    prompt = request.get("prompt") if isinstance(request, dict) else None
+    model = request.get("model") if isinstance(request, dict) else None
+    with _served_lock:
+        number = _served[0]
+    image = f"https://cdn.example.invalid/bench/{number}.png"
+    return {
+        "id": f"gen_bench_{number}",
+        "image_url": image,
+        "images": [image],
+        "model": model if isinstance(model, str) else "fal-ai/flux/schnell",
+        "provider": "fal",
+        "mode": "managed",
+        "estimated_cost_usd": 0.003,
+        "cost_per_megapixel_usd": 0.003,
+        "latency_ms": int(delay * 1000),
+        "resolution": {"width": 1024, "height": 1024},
+        "created_at": "2026-01-01T00:00:00Z",
+        "prompt": prompt,
+    }
+
+
+def route(path: str, method: str = "GET", body: bytes = b"") -> tuple:
+    """Return ``(delay_seconds, response_bytes)`` for a request."""
+    cached = _cache.get(path) if method == "GET" else None
     if cached is not None:
         return cached
     delay = 0.0
@@ -65,6 +92,8 @@ def route(path: str) -> tuple:
         digits, _, tail = rest[5:].partition("/")
         if digits.isdigit():
             delay, rest = int(digits) / 1000.0, "/" + tail
+    if method == "POST" and rest == "/api/v1/generate":  # not cached: the answer echoes the body
+        return delay, _response("200 OK", _generated(body, delay))
     if rest == "/_bench/stats":  # server CPU seconds and requests served so far
         return 0.0, _response("200 OK", {"cpu": time.process_time(), "requests": _served[0]})
     if rest == "/api/v1/health":
@@ -94,7 +123,7 @@ def serve_connection(sock: socket.socket, tls: ssl.SSLContext | None) -> None:
                 continue
             head = buf[:end].decode("latin-1")
             lines = head.split("\r\n")
-            target = lines[0].split(" ")[1]
+            method, target = lines[0].split(" ")[:2]
             length, close = 0, lines[0].endswith("HTTP/1.0")
             for line in lines[1:]:
                 name, _, value = line.partition(":")
@@ -108,8 +137,8 @@ def serve_connection(sock: socket.socket, tls: ssl.SSLContext | None) -> None:
                 if not chunk:
                     return
                 buf += chunk
-            buf = buf[end + 4 + length:]
-            delay, data = route(target)
+            body, buf = buf[end + 4:end + 4 + length], buf[end + 4 + length:]
+            delay, data = route(target, method, body)
             with _served_lock:
                 _served[0] += 1
             if delay:
