@@ -15,6 +15,7 @@ from visgate_sdk import (
     TLSError as TLSError,
     InvalidResponseError as InvalidResponseError,
     DownloadError as DownloadError,
+    BudgetExceededError as BudgetExceededError,
 )
 
 __all__ = [
@@ -32,4 +33,5 @@ __all__ = [
     "TLSError",
     "InvalidResponseError",
     "DownloadError",
+    "BudgetExceededError",
 ]
