@@ -394,3 +394,11 @@ def test_async_iteration_as_items_land(emu: Emulator) -> None:
             return sorted(landed)
 
     assert asyncio.run(main()) == [0, 1, 2, 3]
+
+
+def test_a_client_pickled_without_a_key_takes_the_workers_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    with Client(base_url="http://127.0.0.1:9/api/v1") as keyless:  # no api_key=, no VISGATE_API_KEY here
+        data = pickle.dumps(keyless)
+    assert b"vg-worker" not in data
+    monkeypatch.setenv("VISGATE_API_KEY", "vg-worker-key")  # as set on the worker machines
+    assert pickle.loads(data).api_key == "vg-worker-key"
