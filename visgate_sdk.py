@@ -3049,21 +3049,31 @@ def _cost_of(outcome: Any) -> float:
 # Clients rebuilt from a pickle in this process, by the original's token: a worker reuses one
 # client (its connections, its spending tally) for every item it runs. Bounded; never closed here,
 # since an item may still be using an evicted one.
-_REBUILT: Dict[str, Tuple[Dict[str, Any], "Client"]] = {}
-_REBUILT_LOCK = _thread.allocate_lock()
+class _Rebuilt:
+    def __init__(self) -> None:
+        self.clients: Dict[str, Tuple[Dict[str, Any], "Client"]] = {}
+        self.lock = _thread.allocate_lock()
+        _FORK_SENSITIVE.add(self)
+
+    def _after_fork(self) -> None:
+        self.lock = _thread.allocate_lock()  # another thread may have held it at the fork
+
+
+_REBUILT = _Rebuilt()
 
 
 def _client_from_config(token: str, config: Dict[str, Any]) -> "Client":
     """Unpickle a ``Client``: the one already rebuilt here from the same configuration, or a new one."""
     same = {k: v for k, v in config.items() if k != "budget_usd"}
-    with _REBUILT_LOCK:
-        found = _REBUILT.get(token)
+    with _REBUILT.lock:
+        clients = _REBUILT.clients
+        found = clients.get(token)
         if found is not None and found[0] == same and not found[1]._session.transport.closed:
             return found[1]
         client = Client(**config)
-        if len(_REBUILT) >= 16:
-            _REBUILT.pop(next(iter(_REBUILT)))
-        _REBUILT[token] = (same, client)
+        if len(clients) >= 16:
+            clients.pop(next(iter(clients)))
+        clients[token] = (same, client)
         return client
 
 
@@ -3172,6 +3182,12 @@ def _was_not_run(error: VisgateError) -> bool:
     return isinstance(error, BudgetExceededError) or error.error_code == "NOT_RUN"
 
 
+def _new_event() -> "threading.Event":
+    import threading
+
+    return threading.Event()
+
+
 def _batch_deadline(deadline: Optional[float]) -> Optional[float]:
     """When the batch must end: its own ``deadline`` or a ``client.deadline()`` scope, the nearer."""
     own = None if deadline is None else _time.monotonic() + _check_number("deadline", deadline)
@@ -3213,6 +3229,7 @@ class BatchIterator:
         self._spent = 0.0
         self._at = _batch_deadline(deadline)
         self._expired = False
+        self._stop = _new_event()  # set when the iteration ends: items still in flight stop at their next safe point
         self._options: Dict[str, Any] = {"timeout": _check_timeout(timeout), "headers": _check_headers("headers", headers)}
         _check_executor(client, executor)
         self._executor = executor
@@ -3264,6 +3281,7 @@ class BatchIterator:
             while in_flight:
                 yield from self._land_next(landed, in_flight)
         finally:
+            self._stop.set()
             for future in in_flight.values():
                 future.cancel()
             if pool is not None:
@@ -3290,8 +3308,11 @@ class BatchIterator:
             left, own = self._at - _time.monotonic(), self._client._session.deadline
             options["deadline"] = left if own is None else min(left, own)
         call = (self._client, self._kind, self._args[index], self._keys[index], options)
-        if threads:  # deadline scopes and an async caller's cancellation follow the item into its thread
-            return cast("concurrent.futures.Future[Any]", runner.submit(_contextvars.copy_context().run, _run_batch_item, *call))
+        if threads:  # deadline scopes and cancellation (an async caller's, or the batch's own) follow the item
+            context = _contextvars.copy_context()
+            if context.get(_CANCELLED) is None:
+                context.run(_CANCELLED.set, self._stop)
+            return cast("concurrent.futures.Future[Any]", runner.submit(context.run, _run_batch_item, *call))
         return cast("concurrent.futures.Future[Any]", runner.submit(_run_batch_item, *call))
 
     def _land_next(self, landed: "queue.SimpleQueue[int]", in_flight: Dict[int, "concurrent.futures.Future[Any]"]
