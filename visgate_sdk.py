@@ -3996,10 +3996,9 @@ def _cli_batch_items(path: str) -> List[Union[str, Dict[str, Any]]]:
     return items
 
 
-def _cli_saved(outdir: str, index: int) -> bool:
-    """Whether an earlier run already saved item ``index`` (as NNNN.ext)."""
-    stem = "%04d." % index
-    return any(name.startswith(stem) for name in _os.listdir(outdir))
+def _cli_saved(outdir: str) -> FrozenSet[int]:
+    """The items an earlier run already saved (as NNNN.ext), by index: one listing for the batch."""
+    return frozenset(int(stem) for stem in (name.split(".", 1)[0] for name in _os.listdir(outdir)) if stem.isdigit())
 
 
 def _cli_save(outcome: Any, outdir: str, index: int, kind: str) -> List[str]:
@@ -4015,7 +4014,8 @@ def _cli_save(outcome: Any, outdir: str, index: int, kind: str) -> List[str]:
 def _cli_batch(client: Client, args: Any) -> int:
     items = _cli_batch_items(args.file)
     _os.makedirs(args.output_dir, exist_ok=True)
-    skip = [i for i in range(len(items)) if _cli_saved(args.output_dir, i)]
+    saved = _cli_saved(args.output_dir)
+    skip = [i for i in range(len(items)) if i in saved]
     batch = client.iter_generate_many(items, kind=args.kind, model=args.model, batch_id=args.batch_id, skip=skip,
                                       max_concurrency=args.max_concurrency, budget_usd=args.budget_usd, deadline=args.deadline)
     progress, landed, errors = _Progress(), 0, 0
