@@ -40,6 +40,7 @@ __all__ = [
     "TLSError",
     "InvalidResponseError",
     "DownloadError",
+    "BudgetExceededError",
     # results
     "GenerateResult",
     "ImageResult",
@@ -60,6 +61,9 @@ __all__ = [
     "ApiKeyInfo",
     "BillingInfo",
     "BillingPricing",
+    "BatchResult",
+    "BatchIterator",
+    "AsyncBatchIterator",
     # resources
     "Images",
     "Videos",
@@ -131,6 +135,7 @@ if TYPE_CHECKING:
     import contextvars
     import http.client
     import logging
+    import queue
     import ssl
     import threading
     from dataclasses import dataclass as _dataclass
@@ -155,6 +160,7 @@ if TYPE_CHECKING:
         max_response_bytes: int
         deadline: Optional[float]
         hooks: Optional[Mapping[str, Any]]
+        budget_usd: Optional[float]
 
     class _ImageOptions(TypedDict, total=False):
         """``images.generate()``'s keyword arguments besides ``wait``, for its overloads."""
@@ -461,6 +467,16 @@ class DownloadError(VisgateError):
     default_message = "Download failed"
 
 
+class BudgetExceededError(VisgateError):
+    """The client's or the batch's ``budget_usd`` is spent: the call was refused, nothing was sent.
+
+    ``details`` has ``budget_usd`` and ``spent_usd``.
+    """
+
+    default_code = "BUDGET_EXCEEDED"
+    default_message = "Budget exceeded"
+
+
 # The errors part of __all__, in its order: what ``visgate_sdk.exceptions`` holds.
 _EXCEPTION_NAMES = tuple(
     name for name in __all__ if isinstance(globals().get(name), type) and issubclass(globals()[name], VisgateError)
@@ -524,6 +540,13 @@ def _check_headers(name: str, headers: Optional[Mapping[str, str]]) -> Dict[str,
             raise ValidationError("%s has an invalid header name %r" % (name, key), field=name)
         checked[key] = _check_header_value(key, value)
     return checked
+
+
+def _check_choice(name: str, value: Any, choices: Tuple[str, ...]) -> str:
+    """One of the client's own options (not a value the server decides on)."""
+    if value not in choices:
+        raise ValidationError("%s must be one of %s, got %r" % (name, ", ".join(choices), value), field=name)
+    return str(value)
 
 
 def _check_filter(name: str, value: Any) -> Optional[str]:
@@ -616,6 +639,10 @@ class Retry:
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Retry is immutable; use retry.replace(%s=...)" % name)
+
+    def __reduce__(self) -> Any:
+        # __setattr__ refuses the default slot-by-slot unpickling: rebuild through __init__.
+        return (Retry, self._key())
 
     def replace(self, **changes: Any) -> "Retry":
         """A copy with ``changes`` applied."""
@@ -2551,17 +2578,19 @@ class _Generating(_Resource):
             # With a deadline, even wait=True starts a job: its request_id is known before the
             # budget can run out, so a caller cut short can resume it instead of paying again.
             extra["Prefer"] = "respond-async"
+        budget = self._client._budget
+        budget.check()  # the one place the spending cap is enforced and counted: all generations pass here
         data = session.call("POST", path, query=query, body=body, timeout=timeout, at=at, headers=extra)
         job = _job_of(data)
         if job is None:
-            return self._client._attach(cls.from_dict(data))
+            return budget.spend(self._client._attach(cls.from_dict(data)))
         if not wait:
             return GenerationRequest(job[0], self._client, job[1])
         final = self._client.requests._wait(job[0], timeout=_JOB_TIMEOUT, poll_interval=_POLL_INTERVAL, at=at, headers=headers)
         if not final.succeeded:
             raise ProviderError(final.error_message or "generation %s %s" % (job[0], final.status), provider=final.provider or "unknown",
                                 error_code="GENERATION_FAILED", request_id=job[0], details={"status": final.status})
-        return self._client._attach(_result_from_status(cls, final.raw))
+        return budget.spend(self._client._attach(_result_from_status(cls, final.raw)))
 
 
 class Images(_Generating):
@@ -3016,6 +3045,391 @@ class AsyncBilling(_AsyncResource[Billing]):
 
 
 ###############################################################################
+# Batches and the spending cap ################################################
+###############################################################################
+
+
+class _Budget:
+    """A spending cap: adds up what results report they cost; refuses calls once it is spent.
+
+    Calls already in flight still land, so the total may pass the limit by what they cost.
+    """
+
+    def __init__(self, limit: Optional[float]) -> None:
+        self.limit = None if limit is None else _check_number("budget_usd", limit, minimum=0.0)
+        self.spent = 0.0
+        self._lock = _thread.allocate_lock()
+        _FORK_SENSITIVE.add(self)
+
+    def _after_fork(self) -> None:
+        self._lock = _thread.allocate_lock()  # another thread may have held it at the fork
+
+    def check(self) -> None:
+        """Raise ``BudgetExceededError`` when nothing more may be spent."""
+        if self.limit is not None:
+            with self._lock:
+                spent = self.spent
+            if spent >= self.limit:
+                raise _budget_error("budget_usd", self.limit, spent)
+
+    def spend(self, result: _T) -> _T:
+        cost = _cost_of(result)
+        if cost:
+            with self._lock:
+                self.spent += cost
+        return result
+
+    def remaining(self) -> Optional[float]:
+        with self._lock:
+            return None if self.limit is None else max(0.0, self.limit - self.spent)
+
+
+def _budget_error(what: str, limit: float, spent: float) -> BudgetExceededError:
+    return BudgetExceededError("%s $%.4f is spent ($%.4f so far); nothing was sent" % (what, limit, spent),
+                               details={"budget_usd": limit, "spent_usd": round(spent, 6)})
+
+
+def _cost_of(outcome: Any) -> float:
+    """What a result reports it cost (a cache hit or an error: nothing)."""
+    if isinstance(outcome, BaseException) or getattr(outcome, "cache_hit", False):
+        return 0.0
+    cost = getattr(outcome, "cost", 0.0)
+    return float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) and cost > 0 else 0.0
+
+
+# -- a client travels to other processes as its configuration ---------------------------
+
+# Clients rebuilt from a pickle in this process, by the original's token: a worker reuses one
+# client (its connections, its spending tally) for every item it runs. Bounded; never closed here,
+# since an item may still be using an evicted one.
+class _Rebuilt:
+    def __init__(self) -> None:
+        self.clients: Dict[str, Tuple[Dict[str, Any], "Client"]] = {}
+        self.lock = _thread.allocate_lock()
+        _FORK_SENSITIVE.add(self)
+
+    def _after_fork(self) -> None:
+        self.lock = _thread.allocate_lock()  # another thread may have held it at the fork
+
+
+_REBUILT = _Rebuilt()
+
+
+def _client_from_config(token: str, config: Dict[str, Any]) -> "Client":
+    """Unpickle a ``Client``: the one already rebuilt here from the same configuration, or a new one."""
+    same = {k: v for k, v in config.items() if k != "budget_usd"}
+    with _REBUILT.lock:
+        clients = _REBUILT.clients
+        found = clients.get(token)
+        if found is not None and found[0] == same and not found[1]._session.transport.closed:
+            return found[1]
+        client = Client(**config)
+        if len(clients) >= 16:
+            clients.pop(next(iter(clients)))
+        clients[token] = (same, client)
+        return client
+
+
+# -- one batch ------------------------------------------------------------------------
+
+_BATCH_KINDS = ("generate", "image", "video")
+_BATCH_VIDEO_MODEL = "fal-ai/flux-pro/video"  # the CLI's default video model too
+# What an item may set, per kind: the generation arguments. The per-call options are the batch's,
+# and the Idempotency-Key above all is derived, so that a rerun sends the same keys.
+_BATCH_ARGS = {
+    "generate": frozenset({"prompt", "model", "params"}),
+    "image": frozenset({"model", "prompt", "negative_prompt", "width", "height", "num_images", "seed", "params", "include_steps"}),
+    "video": frozenset({"model", "prompt", "image_url", "duration_seconds", "skip_gcs_upload", "params"}),
+}
+
+
+def _batch_key(batch_id: str, index: int, kind: str, args: Dict[str, Any]) -> str:
+    """The item's Idempotency-Key: the same batch id, index and arguments give the same key."""
+    import hashlib
+    import json
+
+    try:
+        canonical = json.dumps({"kind": kind, "args": args}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError("items[%d] cannot be sent as JSON: %s" % (index, exc), field="items") from None
+    return "vg-batch-" + hashlib.sha256(("%s|%d|%s" % (batch_id, index, canonical)).encode("utf-8")).hexdigest()[:32]
+
+
+def _batch_items(items: Any, kind: str, model: Optional[str]) -> List[Dict[str, Any]]:
+    """Each item as the keyword arguments of its call; a malformed item is refused before anything is sent."""
+    if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
+        raise ValidationError("items must be a list of prompts (str) or dicts of arguments", field="items")
+    allowed = _BATCH_ARGS[kind]
+    default_model = model or (_BATCH_VIDEO_MODEL if kind == "video" else DEFAULT_MODEL)
+    planned = []
+    for index, item in enumerate(items):
+        if isinstance(item, str):
+            args: Dict[str, Any] = {"prompt": item}
+        elif isinstance(item, Mapping):
+            args = dict(item)
+        else:
+            raise ValidationError("items[%d] must be a prompt (str) or a dict, got %s" % (index, type(item).__name__), field="items")
+        unknown = sorted(str(name) for name in args if name not in allowed)
+        if unknown or "prompt" not in args:
+            problem = "has unknown arguments %s" % ", ".join(unknown) if unknown else "has no prompt"
+            raise ValidationError("items[%d] %s for kind=%r (it may set: %s)" % (index, problem, kind, ", ".join(sorted(allowed))),
+                                  field="items")
+        args.setdefault("model", default_model)
+        planned.append(args)
+    return planned
+
+
+def _run_batch_item(client: "Client", kind: str, args: Dict[str, Any], key: str, options: Dict[str, Any]) -> Any:
+    """Run one item, here or in a worker; its typed error is returned, not raised, to travel back as a value."""
+    try:
+        if kind == "generate":
+            return client.generate(idempotency_key=key, **args, **options)
+        resource: Any = client.images if kind == "image" else client.videos
+        return resource.generate(idempotency_key=key, wait=True, **args, **options)
+    except VisgateError as exc:
+        return exc
+
+
+def _report_landed(landed: "queue.SimpleQueue[int]", index: int, _future: Any) -> None:
+    landed.put(index)  # from whichever thread finished the future: the coordinator picks it up
+
+
+def _not_run(index: int, why: str) -> TimeoutError:
+    return TimeoutError("item %d was not run: %s" % (index, why), error_code="NOT_RUN")
+
+
+class BatchResult(List[Any]):
+    """What ``generate_many`` returns: a list with one entry per item, in input order, the result
+    or the ``VisgateError`` for that item; plus ``batch_id`` (to rerun it) and counts by outcome."""
+
+    def __init__(self, batch_id: str, size: int) -> None:
+        super().__init__([None] * size)
+        self.batch_id = batch_id
+
+    @property
+    def succeeded(self) -> List[int]:
+        """Indices of the items that gave a result."""
+        return [i for i, entry in enumerate(self) if entry is not None and not isinstance(entry, VisgateError)]
+
+    @property
+    def failed(self) -> List[int]:
+        """Indices of the items that were sent and failed."""
+        return [i for i, entry in enumerate(self) if isinstance(entry, VisgateError) and not _was_not_run(entry)]
+
+    @property
+    def not_run(self) -> List[int]:
+        """Indices of the items never sent: the deadline passed (``NOT_RUN``) or the budget was spent."""
+        return [i for i, entry in enumerate(self) if isinstance(entry, VisgateError) and _was_not_run(entry)]
+
+    @property
+    def cost(self) -> float:
+        """What the results report they cost, in USD."""
+        return sum(_cost_of(entry) for entry in self)
+
+    def __repr__(self) -> str:
+        return "BatchResult(batch_id=%r, items=%d, succeeded=%d, failed=%d, not_run=%d)" % (
+            self.batch_id, len(self), len(self.succeeded), len(self.failed), len(self.not_run))
+
+
+def _was_not_run(error: VisgateError) -> bool:
+    return isinstance(error, BudgetExceededError) or error.error_code == "NOT_RUN"
+
+
+def _new_event() -> "threading.Event":
+    import threading
+
+    return threading.Event()
+
+
+def _batch_deadline(deadline: Optional[float]) -> Optional[float]:
+    """When the batch must end: its own ``deadline`` or a ``client.deadline()`` scope, the nearer."""
+    own = None if deadline is None else _time.monotonic() + _check_number("deadline", deadline)
+    scoped = _DEADLINE.get()
+    if own is None or (scoped is not None and scoped < own):
+        return scoped
+    return own
+
+
+def _check_executor(client: "Client", executor: Any) -> None:
+    if executor is None:
+        return
+    if not callable(getattr(executor, "submit", None)):
+        raise ValidationError("executor must be a concurrent.futures.Executor, got %s" % type(executor).__name__, field="executor")
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not isinstance(executor, ThreadPoolExecutor):
+        client._config()  # the client travels pickled: one that cannot fails now, before anything is sent
+
+
+class BatchIterator:
+    """``client.iter_generate_many(...)``: yields ``(index, result_or_error)`` as each item lands.
+
+    ``batch_id`` is known at once; ``result`` is the ``BatchResult``, complete when the iteration
+    ends. ``close()`` (or leaving a ``with`` block) submits nothing more.
+    """
+
+    def __init__(self, client: "Client", items: Iterable[Union[str, Mapping[str, Any]]], *, kind: str, model: Optional[str],
+                 max_concurrency: int, batch_id: Optional[str], budget_usd: Optional[float], deadline: Optional[float],
+                 timeout: Optional[float], headers: Optional[Mapping[str, str]], executor: Any, skip: Iterable[int] = ()) -> None:
+        self._kind = _check_choice("kind", kind, _BATCH_KINDS)
+        self._args = _batch_items(items, self._kind, _check_str("model", model, optional=True))
+        self.batch_id: str = _check_str("batch_id", batch_id, optional=True) or _os.urandom(16).hex()
+        self._keys = [_batch_key(self.batch_id, i, self._kind, args) for i, args in enumerate(self._args)]
+        self.result = BatchResult(self.batch_id, len(self._args))
+        self._client = client
+        self._max = _check_int("max_concurrency", max_concurrency, minimum=1)
+        self._budget = None if budget_usd is None else _check_number("budget_usd", budget_usd, minimum=0.0)
+        self._spent = 0.0
+        self._at = _batch_deadline(deadline)
+        self._expired = False
+        self._stop = _new_event()  # set when the iteration ends: items still in flight stop at their next safe point
+        self._options: Dict[str, Any] = {"timeout": _check_timeout(timeout), "headers": _check_headers("headers", headers)}
+        _check_executor(client, executor)
+        self._executor = executor
+        self._skip = frozenset(_check_int("skip", i, minimum=0) for i in skip)
+        self._steps = self._run()
+
+    def __iter__(self) -> "BatchIterator":
+        return self
+
+    def __next__(self) -> Tuple[int, Any]:
+        return next(self._steps)
+
+    def close(self) -> None:
+        """Stop: submit nothing more, cancel what an executor has not started yet."""
+        self._steps.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return "BatchIterator(batch_id=%r, kind=%r, items=%d)" % (self.batch_id, self._kind, len(self._args))
+
+    def _run(self) -> "Generator[Tuple[int, Any], None, None]":
+        import queue
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = None
+        runner = self._executor
+        if runner is None:  # one pool per batch: no thread per item
+            runner = pool = ThreadPoolExecutor(min(self._max, max(1, len(self._args))), thread_name_prefix="visgate-batch")
+        landed: "queue.SimpleQueue[int]" = queue.SimpleQueue()
+        in_flight: Dict[int, "concurrent.futures.Future[Any]"] = {}
+        try:
+            for index in range(len(self._args)):
+                if index in self._skip:
+                    continue
+                refusal = self._refusal(index)
+                while refusal is None and len(in_flight) >= self._max:
+                    yield from self._land_next(landed, in_flight)
+                    refusal = self._refusal(index)
+                if refusal is not None:
+                    yield self._land(index, refusal)
+                    continue
+                in_flight[index] = future = self._submit(runner, index, isinstance(runner, ThreadPoolExecutor))
+                future.add_done_callback(_functools.partial(_report_landed, landed, index))
+            while in_flight:
+                yield from self._land_next(landed, in_flight)
+        finally:
+            self._stop.set()
+            for future in in_flight.values():
+                future.cancel()
+            if pool is not None:
+                pool.shutdown(wait=False)
+
+    def _refusal(self, index: int) -> Optional[VisgateError]:
+        """Why item ``index`` may not start now (deadline, budget), or None. Raises when cancelled."""
+        cancelled = _CANCELLED.get()
+        if cancelled is not None and cancelled.is_set():
+            raise ConnectionError("the batch was cancelled", error_code="CANCELLED")
+        if self._at is not None and _time.monotonic() >= self._at:
+            return _not_run(index, "the batch deadline passed before it started")
+        if self._budget is not None and self._spent >= self._budget:
+            return _budget_error("the batch's budget_usd", self._budget, self._spent)
+        try:
+            self._client._budget.check()
+        except BudgetExceededError as exc:
+            return exc
+        return None
+
+    def _submit(self, runner: Any, index: int, threads: bool) -> "concurrent.futures.Future[Any]":
+        options = dict(self._options)
+        if self._at is not None:  # seconds, not a monotonic time: it may run in another process
+            left, own = self._at - _time.monotonic(), self._client._session.deadline
+            options["deadline"] = left if own is None else min(left, own)
+        call = (self._client, self._kind, self._args[index], self._keys[index], options)
+        if threads:  # deadline scopes and cancellation (an async caller's, or the batch's own) follow the item
+            context = _contextvars.copy_context()
+            if context.get(_CANCELLED) is None:
+                context.run(_CANCELLED.set, self._stop)
+            return cast("concurrent.futures.Future[Any]", runner.submit(context.run, _run_batch_item, *call))
+        return cast("concurrent.futures.Future[Any]", runner.submit(_run_batch_item, *call))
+
+    def _land_next(self, landed: "queue.SimpleQueue[int]", in_flight: Dict[int, "concurrent.futures.Future[Any]"]
+                   ) -> "Generator[Tuple[int, Any], None, None]":
+        """Yield the next item to land; at the deadline, cancel those an executor has not started."""
+        import queue
+
+        wait = None if self._at is None or self._expired else max(0.0, self._at - _time.monotonic())
+        try:
+            index = landed.get(timeout=wait)
+        except queue.Empty:
+            self._expired = True
+            for future in in_flight.values():
+                future.cancel()  # succeeds only for items still queued: they were never sent
+            return
+        yield self._land(index, self._outcome(index, in_flight.pop(index)))
+
+    def _outcome(self, index: int, future: "concurrent.futures.Future[Any]") -> Any:
+        if future.cancelled():
+            return _not_run(index, "the batch deadline passed before it started")
+        error = future.exception()
+        if error is None:
+            return future.result()
+        if isinstance(error, VisgateError):
+            return error
+        return VisgateError("item %d failed in the executor: %s: %s" % (index, type(error).__name__, error), error_code="EXECUTOR_ERROR")
+
+    def _land(self, index: int, outcome: Any) -> Tuple[int, Any]:
+        if isinstance(outcome, _Media) and outcome._client is None:
+            # From a worker's copy of the client: count it here too, and let save() use this client.
+            self._client._budget.spend(self._client._attach(outcome))
+        self._spent += _cost_of(outcome)
+        self.result[index] = outcome
+        return index, outcome
+
+
+class AsyncBatchIterator:
+    """``await aclient.iter_generate_many(...)``: ``async for index, outcome in it`` as items land."""
+
+    def __init__(self, client: "AsyncClient", batch: BatchIterator) -> None:
+        self._client = client
+        self._batch = batch
+        self.batch_id = batch.batch_id
+        self.result = batch.result
+
+    def __aiter__(self) -> "AsyncBatchIterator":
+        return self
+
+    async def __anext__(self) -> Tuple[int, Any]:
+        # next() with a default: a StopIteration cannot travel through an asyncio future.
+        landed: Optional[Tuple[int, Any]] = await self._client._run(next, self._batch, None)
+        if landed is None:
+            raise StopAsyncIteration
+        return landed
+
+    async def aclose(self) -> None:
+        """Stop: submit nothing more."""
+        await self._client._run(self._batch.close)
+
+    def __repr__(self) -> str:
+        return "Async" + repr(self._batch)
+
+
+###############################################################################
 # Clients #####################################################################
 ###############################################################################
 
@@ -3028,7 +3442,8 @@ class Client:
     each whole call, retries and polling included. ``max_retries`` is a count or a ``Retry``.
     ``verify`` is True, a CA bundle path, or an ``ssl.SSLContext``. ``trust_env`` reads
     ``HTTPS_PROXY``/``NO_PROXY``/``SSL_CERT_FILE``. ``hooks`` maps "request", "response",
-    "retry" and "error" to callables given a ``HookEvent``.
+    "retry" and "error" to callables given a ``HookEvent``. ``budget_usd`` caps what generations
+    may cost (see ``spent_usd``): past it they raise ``BudgetExceededError`` before sending.
     """
 
     def __init__(
@@ -3047,6 +3462,7 @@ class Client:
         max_response_bytes: int = _MAX_RESPONSE_BYTES,
         deadline: Optional[float] = None,
         hooks: Optional[Mapping[str, Any]] = None,
+        budget_usd: Optional[float] = None,
     ) -> None:
         key = api_key or _os.environ.get("VISGATE_API_KEY", "")  # "" too falls back, as in 0.0.3
         if verify is not True and verify is not False and not isinstance(verify, str) and type(verify).__name__ != "SSLContext":
@@ -3066,6 +3482,8 @@ class Client:
             ),
         )
         self.set_provider_headers(fal_key=fal_key, replicate_key=replicate_key, runway_key=runway_key)
+        self._budget = _Budget(budget_usd)
+        self._trust_env = bool(trust_env)  # kept for pickling: the transport keeps only the environment it read
         self.images = Images(self)
         self.videos = Videos(self)
         self.requests = Requests(self)
@@ -3097,6 +3515,11 @@ class Client:
         """Default per-attempt timeout in seconds (None: no limit)."""
         return self._session.timeout
 
+    @property
+    def spent_usd(self) -> float:
+        """What this client's generations reported they cost so far, in USD (cache hits: 0)."""
+        return self._budget.spent
+
     def deadline(self, budget: Any, *, margin: float = 1.0) -> _DeadlineScope:
         """``with client.deadline(x):`` bounds every call inside it, on this thread or task.
 
@@ -3126,6 +3549,63 @@ class Client:
         result = self.images._generate("/generate", body, GenerateResult, wait=True, prefer_async=False, timeout=timeout,
                                        deadline=deadline, headers=headers, idempotency_key=idempotency_key)
         return cast(GenerateResult, result)
+
+    def generate_many(
+        self,
+        items: Iterable[Union[str, Mapping[str, Any]]],
+        *,
+        kind: str = "generate",
+        model: Optional[str] = None,
+        max_concurrency: int = 8,
+        batch_id: Optional[str] = None,
+        budget_usd: Optional[float] = None,
+        deadline: Optional[float] = None,
+        timeout: Optional[float] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        executor: Optional["concurrent.futures.Executor"] = None,
+        skip: Iterable[int] = (),
+    ) -> BatchResult:
+        """Run many generations; return a ``BatchResult``: per item, in order, its result or its error.
+
+        ``items`` are prompts or dicts of arguments of ``generate`` (``kind="generate"``: prompt,
+        model, params), ``images.generate`` (``"image"``) or ``videos.generate`` (``"video"``);
+        ``model`` is the default for items without one. At most ``max_concurrency`` run at once,
+        on threads, or on ``executor`` (e.g. a ``ProcessPoolExecutor``: the client travels pickled).
+        Each item's Idempotency-Key derives from ``batch_id`` (made when None), its index and its
+        arguments: rerun the same batch id and nothing is billed twice. Items not started before
+        ``deadline`` get ``TimeoutError`` ``NOT_RUN``, after ``budget_usd`` ``BudgetExceededError``.
+        Indices in ``skip`` (done in an earlier run) are not run; their entries stay None.
+        """
+        batch = self.iter_generate_many(items, kind=kind, model=model, max_concurrency=max_concurrency, batch_id=batch_id,
+                                        budget_usd=budget_usd, deadline=deadline, timeout=timeout, headers=headers,
+                                        executor=executor, skip=skip)
+        with batch:
+            for _landed in batch:
+                pass
+        return batch.result
+
+    def iter_generate_many(
+        self,
+        items: Iterable[Union[str, Mapping[str, Any]]],
+        *,
+        kind: str = "generate",
+        model: Optional[str] = None,
+        max_concurrency: int = 8,
+        batch_id: Optional[str] = None,
+        budget_usd: Optional[float] = None,
+        deadline: Optional[float] = None,
+        timeout: Optional[float] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        executor: Optional["concurrent.futures.Executor"] = None,
+        skip: Iterable[int] = (),
+    ) -> BatchIterator:
+        """``generate_many``, as an iterator of ``(index, result_or_error)`` in the order items land.
+
+        Arguments are checked now; items are sent as it is iterated. ``.batch_id``, ``.result``.
+        """
+        return BatchIterator(self, items, kind=kind, model=model, max_concurrency=max_concurrency, batch_id=batch_id,
+                             budget_usd=budget_usd, deadline=deadline, timeout=timeout, headers=headers, executor=executor,
+                             skip=skip)
 
     def health(self, *, timeout: Optional[float] = None, deadline: Optional[float] = None,
                headers: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
@@ -3185,6 +3665,31 @@ class Client:
     def __repr__(self) -> str:
         return "%s(base_url=%r)" % (type(self).__name__, self.base_url)
 
+    def __reduce__(self) -> Any:
+        """Pickles as its configuration (API key included), never its connections or locks; each
+        process rebuilds one client per original and reuses it. ``budget_usd`` becomes what is left."""
+        token = self.__dict__.setdefault("_token", _os.urandom(12).hex())
+        return (_client_from_config, (token, self._config()))
+
+    def _config(self) -> Dict[str, Any]:
+        """The constructor arguments that rebuild this client; refuses what cannot leave the process."""
+        session, transport = self._session, self._session.transport
+        if not isinstance(transport._verify, (bool, str)):
+            raise ValidationError("a Client with verify=<ssl.SSLContext> cannot be pickled: pass verify= a CA bundle path",
+                                  field="verify")
+        if any(session.hooks.values()):
+            raise ValidationError("a Client with hooks cannot be pickled: hooks are this process's callables; "
+                                  "add them where the client is rebuilt", field="hooks")
+        config: Dict[str, Any] = {
+            "api_key": session.api_key, "base_url": session.base_url, "timeout": session.timeout, "max_retries": session.retry,
+            "verify": transport._verify, "trust_env": self._trust_env, "default_headers": dict(session.default_headers),
+            "max_response_bytes": transport._max_response_bytes, "deadline": session.deadline,
+            "budget_usd": self._budget.remaining(),
+        }
+        for header, name, _variable in _BYOK_HEADERS:
+            config[name] = session.byok.get(header)
+        return config
+
     def _attach(self, result: _T) -> _T:
         object.__setattr__(result, "_client", self)
         return result
@@ -3232,6 +3737,7 @@ class AsyncClient:
     api_key = _forward("api_key")
     max_retries = _forward("max_retries")
     timeout = _forward("timeout")
+    spent_usd = _forward("spent_usd")
 
     generate = _to_async(Client.generate)
     health = _to_async(Client.health)
@@ -3241,6 +3747,14 @@ class AsyncClient:
     def deadline(self, budget: Any, *, margin: float = 1.0) -> _DeadlineScope:
         """``async with client.deadline(x):`` (or ``with``), as ``Client.deadline``."""
         return self._sync.deadline(budget, margin=margin)
+
+    # The batch runs on its own threads, coordinated from one of this client's; cancelling stops it.
+    generate_many = _to_async(Client.generate_many)
+
+    @_functools.wraps(Client.iter_generate_many)  # the same signature as the sync client's
+    async def iter_generate_many(self, *args: Any, **kwargs: Any) -> "AsyncBatchIterator":
+        # ``async for index, outcome in await aclient.iter_generate_many(...)``: arguments checked now.
+        return AsyncBatchIterator(self, self._sync.iter_generate_many(*args, **kwargs))
 
     def set_provider_headers(
         self,
@@ -3802,7 +4316,19 @@ def _cli_parser() -> Any:
     add_parser("balances", "provider balances")
     add_parser("health", "API health")
     add_parser("doctor", "check the key, network, proxy, TLS, clock and API; exit 0 when all is well")
+    _cli_batch_parser(add_parser("batch", "run many generations from a file; each result is saved as it lands"))
     return parser
+
+
+def _cli_batch_parser(cmd: Any) -> None:
+    cmd.add_argument("file", help="one prompt per line, or JSON lines of arguments ('-': standard input)")
+    cmd.add_argument("-o", "--output-dir", required=True, help="where each item's media goes, named by index (0007.png)")
+    cmd.add_argument("--kind", choices=_BATCH_KINDS, default="generate", help="what each item calls (default: %(default)s)")
+    cmd.add_argument("--model", help="model for items that name none")
+    cmd.add_argument("--batch-id", help="rerun a batch: the same keys, nothing billed twice, saved items skipped")
+    cmd.add_argument("--max-concurrency", type=int, default=8, help="items in flight (default: %(default)s)")
+    cmd.add_argument("--budget-usd", type=float, help="start no item once the batch has cost this much")
+    cmd.add_argument("--deadline", type=float, help="seconds for the whole batch; items not started by then are not run")
 
 
 class _Progress:
@@ -3911,6 +4437,8 @@ def _cli_run(args: Any) -> int:
                 "requests: %d (cached %d, %.1f%%)" % (summary.total_requests, summary.cached_requests, summary.cache_hit_rate),
                 "billed: $%.4f" % summary.total_billed_cost,
             ])
+        elif cmd == "batch":
+            return _cli_batch(client, args)
         elif cmd == "balances":
             balances = client.providers.balances()
             _cli_print(balances, args.json, [
@@ -3918,6 +4446,73 @@ def _cli_run(args: Any) -> int:
                 % (b.provider, b.configured, b.available, b.remaining, b.limit, b.currency)
                 for b in balances.balances
             ])
+    return 0
+
+
+def _cli_batch_items(path: str) -> List[Union[str, Dict[str, Any]]]:
+    """A prompt per line, or a JSON object of arguments per line; blank lines are left out."""
+    import json
+
+    if path == "-":
+        lines = [line.strip() for line in _sys.stdin]
+    else:
+        with open(path, encoding="utf-8") as handle:
+            lines = [line.strip() for line in handle]
+    items: List[Union[str, Dict[str, Any]]] = []
+    for number, line in enumerate(lines, 1):
+        if line.startswith("{"):
+            try:
+                items.append(dict(json.loads(line)))
+            except ValueError as exc:
+                raise ValidationError("%s line %d is not a JSON object: %s" % (path, number, exc), field="file") from None
+        elif line:
+            items.append(line)
+    return items
+
+
+def _cli_saved(outdir: str) -> FrozenSet[int]:
+    """The items an earlier run already saved (as NNNN.ext), by index: one listing for the batch."""
+    return frozenset(int(stem) for stem in (name.split(".", 1)[0] for name in _os.listdir(outdir)) if stem.isdigit())
+
+
+def _cli_save(outcome: Any, outdir: str, index: int, kind: str) -> List[str]:
+    """Save each media file of a result as NNNN.ext (NNNN-k.ext after the first)."""
+    saved = []
+    for k, url in enumerate(outcome._media_urls()):
+        ext = _os.path.splitext(url.split("?", 1)[0])[1] or (".mp4" if kind == "video" else ".png")
+        name = "%04d%s%s" % (index, "-%d" % k if k else "", ext)
+        saved.append(outcome.save(_os.path.join(outdir, name), index=k))
+    return saved
+
+
+def _cli_batch(client: Client, args: Any) -> int:
+    items = _cli_batch_items(args.file)
+    _os.makedirs(args.output_dir, exist_ok=True)
+    saved = _cli_saved(args.output_dir)
+    skip = [i for i in range(len(items)) if i in saved]
+    batch = client.iter_generate_many(items, kind=args.kind, model=args.model, batch_id=args.batch_id, skip=skip,
+                                      max_concurrency=args.max_concurrency, budget_usd=args.budget_usd, deadline=args.deadline)
+    progress, landed, errors = _Progress(), 0, 0
+    with batch:
+        for index, outcome in batch:
+            if not isinstance(outcome, VisgateError):
+                try:
+                    _cli_save(outcome, args.output_dir, index, args.kind)
+                except VisgateError as exc:  # generated and paid for, but not saved: the rerun replays it
+                    outcome = batch.result[index] = exc
+            if isinstance(outcome, VisgateError):
+                errors += 1
+                _sys.stderr.write(("\n" if progress.tty else "") + "item %d: %s\n" % (index, outcome))
+            landed += 1
+            progress.show("batch %s" % batch.batch_id, "%d/%d done, %d failed, $%.4f"
+                          % (landed, len(items) - len(skip), errors, batch.result.cost))
+    progress.done()
+    result = batch.result
+    print("batch %s: %d succeeded, %d failed, %d skipped, %d not run; cost $%.4f"
+          % (result.batch_id, len(result.succeeded), len(result.failed), len(skip), len(result.not_run), result.cost))
+    if result.failed or result.not_run:
+        print("rerun with --batch-id %s to retry the rest; nothing done is billed twice" % result.batch_id)
+        return _CLI_EXIT_API
     return 0
 
 

@@ -42,6 +42,7 @@ STEPS: List[Tuple[str, str, bool]] = [
     ("14_veo_from_catalog", "Veo from catalog -> generate -> write", False),
     ("15_async_generation", "Async 202 + poll", False),
     ("16_live_regression_smoke", "Managed + exact/semantic cache + async image/video (assertive)", False),
+    ("17_batch", "Batch of 20 with a budget; rerun bills nothing twice", False),
 ]
 
 # Format-valid stand-ins so the BYOK code paths run against the emulator (it never calls a provider).

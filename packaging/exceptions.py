@@ -21,6 +21,7 @@ from visgate_sdk import (
     TLSError as TLSError,
     InvalidResponseError as InvalidResponseError,
     DownloadError as DownloadError,
+    BudgetExceededError as BudgetExceededError,
 )
 
 __all__ = [
@@ -38,4 +39,5 @@ __all__ = [
     "TLSError",
     "InvalidResponseError",
     "DownloadError",
+    "BudgetExceededError",
 ]

@@ -46,7 +46,7 @@ def read_bytes(folder: str, name: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory: pytest.TempPathFactory) -> FullRun:
-    """One run of all 17 steps without an API key (so: against the emulator)."""
+    """One run of all 18 steps without an API key (so: against the emulator)."""
     outputs = str(tmp_path_factory.mktemp("sample_outputs"))
     proc = run([RUN_ALL], clean_env(outputs), cwd=outputs)
     return proc, outputs
@@ -58,16 +58,16 @@ def test_run_all_passes_against_the_emulator(full_run: FullRun) -> None:
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("No VISGATE_API_KEY set: running against the local visgate emulator at http://127.0.0.1:")
     assert "(no real generation, no cost)" in lines[0]
-    assert lines[-1] == "17 passed, 0 failed"
+    assert lines[-1] == "18 passed, 0 failed"
     steps = [line.split()[1] for line in lines if line.startswith("PASS ")]
     assert steps[:4] == ["00_smoke_sdk", "01_live_api_smoke", "02_auth_identity", "03_models_catalog"]
-    assert steps[-1] == "16_live_regression_smoke" and len(steps) == 17
+    assert steps[-1] == "17_batch" and len(steps) == 18
 
 
 def test_every_step_wrote_its_output_file(full_run: FullRun) -> None:
     _, outputs = full_run
     names = sorted(n for n in os.listdir(EXAMPLES) if n[:2].isdigit() and n.endswith(".py"))
-    assert len(names) == 17
+    assert len(names) == 18
     for name in names:
         assert read(outputs, "out_%s.txt" % name[:-3]).strip(), name
 
@@ -96,6 +96,9 @@ def test_key_lines_in_the_outputs(full_run: FullRun) -> None:
     assert "veo_model=fal-ai/veo3" in read(outputs, "out_14_veo_from_catalog.txt")
     assert "async_generation_ok=true" in read(outputs, "out_15_async_generation.txt")
     assert "regression_checks_passed=6/6" in read(outputs, "out_16_live_regression_smoke.txt")
+    batch = read(outputs, "out_17_batch.txt")
+    assert "run 1: succeeded=20 failed=0 not_run=0" in batch and "billed_twice=0" in batch
+    assert "run 2 new requests=0" in batch
 
 
 def test_media_files_are_real_png_and_mp4(full_run: FullRun) -> None:

@@ -40,6 +40,7 @@ EXCEPTION_NAMES = [
     "TLSError",
     "InvalidResponseError",
     "DownloadError",
+    "BudgetExceededError",
 ]
 
 # The reference client's (visgate-sdk 0.0.3) public names: all must exist here too.
