@@ -932,8 +932,7 @@ def _settle_timeout(sock: Any, seconds: Optional[float]) -> None:
 
 
 @_functools.cache
-def _response_class() -> Type["http.client.HTTPResponse"]:
-    import http.client
+def _deadline_io_class() -> Type[Any]:
     import io
 
     class _DeadlineIO(io.RawIOBase):
@@ -961,6 +960,16 @@ def _response_class() -> Type["http.client.HTTPResponse"]:
             self._raw.close()
             super().close()
 
+    return _DeadlineIO
+
+
+@_functools.cache
+def _response_class() -> Type["http.client.HTTPResponse"]:
+    import http.client
+    import io
+
+    deadline_io = _deadline_io_class()
+
     class _HTTPResponse(http.client.HTTPResponse):
         """Reads through ``_DeadlineIO``, and skips every informational answer (102, 103 Early
         Hints...), not only 100 Continue: http.client would take a 103 for the answer and leave
@@ -968,7 +977,7 @@ def _response_class() -> Type["http.client.HTTPResponse"]:
 
         def __init__(self, sock: Any, *args: Any, clock: _Clock, **kwargs: Any) -> None:
             super().__init__(sock, *args, **kwargs)
-            self.fp = io.BufferedReader(_DeadlineIO(self.fp.detach(), sock, clock))
+            self.fp = io.BufferedReader(deadline_io(self.fp.detach(), sock, clock))
 
         def _read_status(self) -> Tuple[str, int, str]:
             version, status, reason = super()._read_status()  # type: ignore[misc]
@@ -1146,23 +1155,28 @@ class _Transport:
             conn, reused = self._get(origin, timeout)
             try:
                 return self._exchange(conn, method, origin, target, headers, body, deadline, max_bytes, sink)
-            except _NetworkError:
-                self._discard(origin)
-                raise
             except Exception as exc:
                 self._discard(origin)
-                if self.closed:
-                    raise _NetworkError(ConnectionError("the client was closed during the request"), False) from None
-                if reused and not fresh_try and getattr(exc, "_visgate_before_status", False) and _is_stale_connection(exc):
-                    _log("debug", "keep-alive connection to %s was closed by the server; reconnecting", origin.host)
-                    continue
-                raise _classify_os_error(exc, origin) from exc
+                if not self._stale(exc, origin, reused and not fresh_try):
+                    raise
+                _log("debug", "keep-alive connection to %s was closed by the server; reconnecting", origin.host)
             except BaseException:
                 # KeyboardInterrupt, a cancelled thread...: the exchange is half done and the
                 # connection is out of step with the server. It must never serve another call.
                 self._discard(origin)
                 raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _stale(self, exc: Exception, origin: _Origin, may_retry: bool) -> bool:
+        """True when ``exc`` means an idle keep-alive connection was closed under us (worth one
+        more try); otherwise raises the typed ``_NetworkError``."""
+        if isinstance(exc, _NetworkError):
+            raise exc
+        if self.closed:
+            raise _NetworkError(ConnectionError("the client was closed during the request"), False) from None
+        if may_retry and getattr(exc, "_visgate_before_status", False) and _is_stale_connection(exc):
+            return True
+        raise _classify_os_error(exc, origin) from exc
 
     def _exchange(
         self,
@@ -1266,42 +1280,47 @@ def _snippet(body: bytes, limit: int, secrets: Tuple[str, ...]) -> str:
     return _redact(body[: 4 * limit + 4096].decode("utf-8", "replace"), secrets)[:limit]
 
 
-def _error_from_response(
-    status: int, headers: Mapping[str, str], body: bytes, secrets: Tuple[str, ...] = ()
-) -> VisgateError:
-    """Map one HTTP error response to the exception a caller branches on."""
-    payload: Any = None
-    if body:
-        try:
-            payload = _json_loads(body)
-        except ValueError:
-            payload = None
+def _error_fields(payload: Any) -> Tuple[Optional[str], Optional[str], Dict[str, Any], Optional[str]]:
+    """(code, message, details, field) from an error body, in any of the shapes servers use."""
     code: Optional[str] = None
     message: Optional[str] = None
     details: Dict[str, Any] = {}
     field_name: Optional[str] = None
-    if isinstance(payload, dict):
-        err = payload.get("error")
-        if isinstance(err, dict):  # {"error": {"code": ..., "message": ...}} as some proxies answer
-            code = err.get("code") or err.get("type")
-            message = err["message"] if isinstance(err.get("message"), str) else None
-        elif isinstance(err, str):
-            code = err
-        if isinstance(payload.get("message"), str):
-            message = payload["message"]
-        if isinstance(payload.get("details"), dict):
-            details = payload["details"]
-        detail = payload.get("detail")
-        if message is None and isinstance(detail, str):
-            message = detail
-        elif isinstance(detail, list) and detail:  # FastAPI-style validation list
-            first = detail[0] if isinstance(detail[0], dict) else {}
-            loc = first.get("loc")
-            if isinstance(loc, list) and loc:
-                field_name = str(loc[-1])
-            message = message or "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail)
-        if isinstance(details.get("field"), str):
-            field_name = details["field"]
+    if not isinstance(payload, dict):
+        return code, message, details, field_name
+    err = payload.get("error")
+    if isinstance(err, dict):  # {"error": {"code": ..., "message": ...}} as some proxies answer
+        code = err.get("code") or err.get("type")
+        message = err["message"] if isinstance(err.get("message"), str) else None
+    elif isinstance(err, str):
+        code = err
+    if isinstance(payload.get("message"), str):
+        message = payload["message"]
+    if isinstance(payload.get("details"), dict):
+        details = payload["details"]
+    detail = payload.get("detail")
+    if message is None and isinstance(detail, str):
+        message = detail
+    elif isinstance(detail, list) and detail:  # FastAPI-style validation list
+        first = detail[0] if isinstance(detail[0], dict) else {}
+        loc = first.get("loc")
+        if isinstance(loc, list) and loc:
+            field_name = str(loc[-1])
+        message = message or "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail)
+    if isinstance(details.get("field"), str):
+        field_name = details["field"]
+    return code, message, details, field_name
+
+
+def _error_from_response(
+    status: int, headers: Mapping[str, str], body: bytes, secrets: Tuple[str, ...] = ()
+) -> VisgateError:
+    """Map one HTTP error response to the exception a caller branches on."""
+    try:
+        payload: Any = _json_loads(body) if body else None
+    except ValueError:
+        payload = None
+    code, message, details, field_name = _error_fields(payload)
     if message is None:
         snippet = _snippet(body, 200, secrets).strip()
         kind = headers.get("content-type", "no content type")
@@ -1319,16 +1338,12 @@ def _error_from_response(
         kwargs["error_code"] = code
     if (code and "PROVIDER" in code.upper()) or (status == 502 and "provider" in details):
         return ProviderError(message, provider=str(details.get("provider", "unknown")), **kwargs)
-    cls = _STATUS_ERRORS.get(status)
+    cls = _STATUS_ERRORS.get(status, ServerError if status >= 500 else VisgateError)
     if cls is ValidationError:
         return ValidationError(message, field=field_name, **kwargs)
     if cls is RateLimitError:
         return RateLimitError(message, retry_after=_retry_after_seconds(headers), **kwargs)
-    if cls is not None:
-        return cls(message, **kwargs)
-    if status >= 500:
-        return ServerError(message, **kwargs)
-    return VisgateError(message, **kwargs)
+    return cls(message, **kwargs)
 
 
 def _is_provider_failure(resp: _Response) -> bool:
@@ -3434,6 +3449,17 @@ class AsyncBatchIterator:
 ###############################################################################
 
 
+def _api_key_from(api_key: Optional[str]) -> str:
+    key = api_key or _os.environ.get("VISGATE_API_KEY", "")  # "" too falls back, as in 0.0.3
+    return _check_header_value("api_key", key.strip() if isinstance(key, str) else key)
+
+
+def _check_verify(verify: Any) -> Any:
+    if verify is not True and verify is not False and not isinstance(verify, str) and type(verify).__name__ != "SSLContext":
+        raise ValidationError("verify must be True, False, a CA bundle path or an ssl.SSLContext", field="verify")
+    return verify
+
+
 class Client:
     """Synchronous visgate client; safe to share between threads.
 
@@ -3464,11 +3490,8 @@ class Client:
         hooks: Optional[Mapping[str, Any]] = None,
         budget_usd: Optional[float] = None,
     ) -> None:
-        key = api_key or _os.environ.get("VISGATE_API_KEY", "")  # "" too falls back, as in 0.0.3
-        if verify is not True and verify is not False and not isinstance(verify, str) and type(verify).__name__ != "SSLContext":
-            raise ValidationError("verify must be True, False, a CA bundle path or an ssl.SSLContext", field="verify")
         self._session = _Session(
-            api_key=_check_header_value("api_key", key.strip() if isinstance(key, str) else key),
+            api_key=_api_key_from(api_key),
             base_url=base_url if base_url is not None else _os.environ.get("VISGATE_BASE_URL") or DEFAULT_BASE_URL,
             timeout=_check_timeout(timeout),
             retry=max_retries if isinstance(max_retries, Retry) else Retry(total=_check_int("max_retries", max_retries, minimum=0)),
@@ -3476,7 +3499,7 @@ class Client:
             hooks=hooks,
             default_headers=_check_headers("default_headers", default_headers),
             transport=_Transport(
-                verify=verify,
+                verify=_check_verify(verify),
                 trust_env=bool(trust_env),
                 max_response_bytes=_check_int("max_response_bytes", max_response_bytes, minimum=1),
             ),
@@ -3484,6 +3507,9 @@ class Client:
         self.set_provider_headers(fal_key=fal_key, replicate_key=replicate_key, runway_key=runway_key)
         self._budget = _Budget(budget_usd)
         self._trust_env = bool(trust_env)  # kept for pickling: the transport keeps only the environment it read
+        self._mount()
+
+    def _mount(self) -> None:
         self.images = Images(self)
         self.videos = Videos(self)
         self.requests = Requests(self)
