@@ -314,3 +314,65 @@ def test_saving_into_a_read_only_directory_is_a_download_error(media: str, tmp_p
         outcome = pipe.read()
     assert outcome.startswith("DownloadError: ") and str(folder / "a.png") in outcome and ".part" not in outcome
 
+
+
+# -- AsyncClient: the same properties; a cancelled await stops its worker thread -------------
+
+
+def test_async_client_has_every_property_of_client() -> None:
+    def properties(cls: type) -> List[str]:
+        return sorted(n for n in dir(cls) if not n.startswith("_") and isinstance(getattr(cls, n), property))
+
+    assert properties(visgate_sdk.AsyncClient) == properties(Client)
+    sync = Client(api_key=KEY, timeout=7.5, max_retries=3, budget_usd=2.0)
+    aclient = visgate_sdk.AsyncClient(api_key=KEY, timeout=7.5, max_retries=3, budget_usd=2.0)
+    for name in properties(Client):
+        assert getattr(aclient, name) == getattr(sync, name), name
+
+
+def test_a_cancelled_await_stops_polling_at_the_next_safe_point(httpserver: HTTPServer) -> None:
+    import asyncio
+
+    httpserver.expect_request("/api/v1/images/generate", method="POST").respond_with_json(
+        {"request_id": "job-1", "status": "pending"}, status=202)
+    httpserver.expect_request("/api/v1/requests/job-1").respond_with_json({"request_id": "job-1", "status": "processing"})
+
+    def polls() -> int:
+        return sum(req.path.endswith("/requests/job-1") for req, _ in httpserver.log)
+
+    async def scenario() -> int:
+        aclient = visgate_sdk.AsyncClient(api_key=KEY, base_url=httpserver.url_for("/api/v1"))
+        task = asyncio.ensure_future(aclient.images.generate("m", "p"))  # wait=True: the thread polls every 2 s
+        while polls() < 1:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        seen = polls()
+        await asyncio.sleep(2.6)  # past the next poll the thread would have made
+        await aclient.close()
+        return polls() - seen
+
+    assert asyncio.run(scenario()) == 0, "the worker thread went on polling after the await was cancelled"
+
+
+def test_a_cancelled_await_makes_no_further_attempts(httpserver: HTTPServer) -> None:
+    import asyncio
+
+    httpserver.expect_request("/api/v1/usage").respond_with_json(
+        {"error": "UNAVAILABLE", "message": "busy"}, status=503, headers={"Retry-After": "1"})
+
+    async def scenario() -> int:
+        aclient = visgate_sdk.AsyncClient(api_key=KEY, base_url=httpserver.url_for("/api/v1"), max_retries=5)
+        task = asyncio.ensure_future(aclient.usage.get())
+        while len(httpserver.log) < 1:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        seen = len(httpserver.log)
+        await asyncio.sleep(1.5)  # past the Retry-After the thread was sleeping through
+        await aclient.close()
+        return len(httpserver.log) - seen
+
+    assert asyncio.run(scenario()) == 0, "a retry went out after the await was cancelled"
