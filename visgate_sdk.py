@@ -1747,8 +1747,9 @@ class _Polling:
         own = _time.monotonic() + self.timeout
         self.by_deadline = deadline is not None and deadline < own
         self.end = deadline if deadline is not None and deadline < own else own
-        # What each status fetch is bound by: the call's deadline, when that is what ends the polling.
-        self.at = self.end if self.by_deadline else None
+        # Each status fetch, retries included, is bound by the call's deadline, also when the
+        # polling's own (shorter) timeout is what ends the polling.
+        self.at = deadline
 
     def steps(self) -> "Generator[Tuple[str, Optional[float]], Any, Any]":
         """Yields what to do next; is sent each fetched status; returns the final status."""
