@@ -3342,6 +3342,9 @@ def _cli_parser() -> Any:
     usage.add_argument("--period", choices=_PERIODS, default="month")
     add_parser("balances", "provider balances")
     add_parser("health", "API health")
+    vendor = sub.add_parser("vendor", help="copy this module and its bytecode into DIR (for Lambda, read-only deployments)")
+    vendor.add_argument("dir", metavar="DIR")
+    vendor.add_argument("--force", action="store_true", help="replace a different visgate_sdk.py already in DIR")
     return parser
 
 
@@ -3455,9 +3458,63 @@ def _cli_run(args: Any) -> int:
     return 0
 
 
+def _cli_vendor(dest_dir: str, force: bool) -> int:
+    """Copy this module to ``DIR/visgate_sdk.py`` with an unchecked-hash pyc (PEP 552) beside it:
+    a read-only deployment (AWS Lambda) then loads bytecode instead of compiling on every cold start."""
+    import py_compile
+
+    source = _os.path.abspath(__file__)  # visgate_sdk.py, or visgate_sdk/__init__.py when installed
+    tag = _sys.implementation.cache_tag
+    if tag is None:
+        print("visgate: error: this Python (%s) caches no bytecode" % _sys.implementation.name, file=_sys.stderr)
+        return _CLI_EXIT_USAGE
+    target = _os.path.join(dest_dir, "visgate_sdk.py")
+    # Not importlib.util.cache_from_source(): PYTHONPYCACHEPREFIX would move the pyc out of DIR.
+    cache_dir = _os.path.join(dest_dir, "__pycache__")
+    pyc = _os.path.join(cache_dir, "visgate_sdk.%s.pyc" % tag)
+    if _os.path.exists(dest_dir) and not _os.path.isdir(dest_dir):
+        print("visgate: error: %s is not a directory" % dest_dir, file=_sys.stderr)
+        return _CLI_EXIT_USAGE
+    with open(source, "rb") as f:
+        code = f.read()
+    same = False
+    if _os.path.exists(target):
+        with open(target, "rb") as f:
+            same = f.read() == code
+        if not same and not force:
+            print("visgate: error: %s exists and differs from this visgate_sdk %s; use --force to replace it"
+                  % (target, __version__), file=_sys.stderr)
+            return _CLI_EXIT_USAGE
+    try:
+        _os.makedirs(dest_dir, exist_ok=True)
+        if not same:
+            tmp = target + ".tmp"
+            with open(tmp, "wb") as out:
+                out.write(code)
+            _os.replace(tmp, target)
+            # Unchecked pycs of the old source for other Pythons would still be trusted: remove them.
+            for name in _os.listdir(cache_dir) if _os.path.isdir(cache_dir) else ():
+                if name.startswith("visgate_sdk.") and name.endswith(".pyc"):
+                    _os.unlink(_os.path.join(cache_dir, name))
+        py_compile.compile(target, cfile=pyc, doraise=True, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    except (OSError, py_compile.PyCompileError) as exc:
+        print("visgate: error: cannot vendor into %s: %s" % (dest_dir, exc), file=_sys.stderr)
+        return _CLI_EXIT_API
+    version = "%s %d.%d" % (_sys.implementation.name, _sys.version_info[0], _sys.version_info[1])
+    print("visgate_sdk %s %s %s" % (__version__, "refreshed in" if same else "vendored into", dest_dir))
+    print("  %s" % target)
+    print("  %s  (bytecode for %s, cache tag %s, unchecked hash)" % (pyc, version, tag))
+    print("Only %s uses this bytecode; other versions compile the source on every cold start." % version)
+    print("Build with the Lambda runtime's Python version, e.g. python%d.%d -m visgate_sdk vendor %s"
+          % (_sys.version_info[0], _sys.version_info[1], dest_dir))
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Command line entry point: ``python -m visgate_sdk`` or ``visgate``. Returns the exit code."""
     args = _cli_parser().parse_args(argv)
+    if args.command == "vendor":  # works offline: no client, no key
+        return _cli_vendor(args.dir, args.force)
     try:
         return _cli_run(args)
     except ValidationError as exc:
