@@ -1609,7 +1609,8 @@ class _Session:
                                        deadline=call.deadline, max_bytes=call.max_bytes, sink=call.sink)
         except _NetworkError as exc:
             error = self._past_deadline(call, exc.error)
-            if not exc.retryable or call.attempts > self.retry.total or self.transport.closed:
+            out_of_time = error is not exc.error  # no retry can help: raise it as it is, not wrapped again
+            if out_of_time or not exc.retryable or call.attempts > self.retry.total or self.transport.closed:
                 if call.attempts > 1:
                     error.message += " (after %d attempts)" % call.attempts
                 raise error from None

@@ -122,6 +122,17 @@ def test_never_answering_server_is_cut_off_at_the_deadline(silent: RawServer) ->
     assert len(silent.requests) == 1  # no time was left for a second attempt
 
 
+def test_an_attempt_cut_off_by_the_deadline_says_so_once(silent: RawServer) -> None:
+    # The error said "no time left to retry ... (last error: deadline exceeded: ... (last error: ...))".
+    with Client(KEY, base_url=silent.url(), max_retries=2) as client:
+        err = expect_deadline(lambda: client.models.list(deadline=0.5), 0.5, at_least=0.4)
+    message = str(err)
+    assert message.count("DEADLINE_EXCEEDED") == 1 and message.count("deadline exceeded") == 1, message
+    assert "did not finish in time" in message and "no time left to retry" not in message
+    assert "timed out talking to" in message  # the transport's own error stays visible, once
+    assert err.attempts == 1
+
+
 def test_socket_that_never_accepts_is_cut_off_at_the_deadline(backlog: str) -> None:
     with client_for(backlog, max_retries=Retry(total=5, backoff_factor=0.01)) as client:
         expect_deadline(lambda: client.models.list(deadline=0.8), 0.8, at_least=0.7)
