@@ -3222,6 +3222,8 @@ class AsyncClient:
         cancelled = threading.Event()
         context = _contextvars.copy_context()  # deadline scopes reach the worker thread
         context.run(_CANCELLED.set, cancelled)
+        # The call's deadline counts from this await, not from when a busy pool gets to the call.
+        context.run(_DEADLINE.set, self._sync._session.deadline_for(kwargs.get("deadline")))
         try:
             return await asyncio.get_running_loop().run_in_executor(
                 self._executor(), _functools.partial(context.run, fn, *args, **kwargs))

@@ -183,6 +183,20 @@ def test_tls_handshake_never_answered_is_cut_off_at_the_deadline(backlog: str) -
         expect_deadline(lambda: client.models.list(deadline=0.8), 0.8, at_least=0.7)
 
 
+def test_a_proxy_that_never_answers_connect_is_cut_off_at_the_deadline(silent: RawServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", silent.url(""))
+    with client_for("https://127.0.0.1:9/api/v1") as client:  # only the proxy is ever reached
+        expect_deadline(lambda: client.models.list(deadline=0.8), 0.8, at_least=0.7)
+    assert [r.method for r in silent.requests] == ["CONNECT"]
+
+
+def test_a_large_body_to_a_server_that_never_reads_is_cut_off_at_the_deadline(backlog: str) -> None:
+    # 16 MB cannot fit in the loopback socket buffers: sending blocks, and must stop at the deadline.
+    with client_for(backlog) as client:
+        expect_deadline(lambda: client.images.generate("m", "p", params={"blob": "x" * (16 << 20)}, deadline=0.8), 0.8,
+                        at_least=0.7)
+
+
 # -- trickling servers ------------------------------------------------------------------------
 
 
@@ -448,6 +462,29 @@ def test_scopes_reach_async_worker_threads(silent: RawServer) -> None:
     assert time.monotonic() - started <= 0.9 + SLACK  # the three ran at once, each cut at 0.4 s
 
 
+@pytest.mark.parametrize("where", ["per call", "client default"])
+def test_async_deadline_counts_from_the_await_not_from_when_a_busy_pool_starts_the_call(silent: RawServer, where: str) -> None:
+    # With one worker thread, the fourth call waits 1.8 s for a thread; its 0.6 s deadline counted
+    # from then, it ended 2.4 s after the await.
+    per_call = {"deadline": 0.6} if where == "per call" else {}
+    default = {} if where == "per call" else {"deadline": 0.6}
+
+    async def one(aclient: AsyncClient) -> float:
+        started = time.monotonic()
+        with pytest.raises(visgate_sdk.TimeoutError) as info:
+            await aclient.models.list(**per_call)
+        assert info.value.error_code == "DEADLINE_EXCEEDED"
+        return time.monotonic() - started
+
+    async def main() -> List[float]:
+        async with AsyncClient(KEY, base_url=silent.url(), max_concurrency=1, **default) as aclient:
+            return list(await asyncio.gather(*(one(aclient) for _ in range(4))))
+
+    took = arun(main())
+    OVERSHOOTS.extend((_current_test(), t - 0.6) for t in took)
+    assert max(took) <= 0.6 + SLACK, took
+
+
 class FakeLambdaContext:
     """What AWS Lambda passes as ``context``: only the method the SDK reads."""
 
@@ -504,4 +541,17 @@ def test_bad_deadlines_are_rejected_before_anything_is_sent(silent: RawServer, m
     with client_for(silent.url()) as client:
         with pytest.raises(ValidationError):
             make(client)
+    assert silent.connections == 0
+
+
+def test_async_bad_deadlines_are_rejected_before_anything_is_sent(silent: RawServer) -> None:
+    async def main() -> None:
+        async with AsyncClient(KEY, base_url=silent.url()) as aclient:
+            for bad in ("5", float("nan"), True):
+                with pytest.raises(ValidationError):
+                    await aclient.models.list(deadline=bad)
+            with pytest.raises(ValidationError):
+                aclient.deadline(FakeLambdaContext(5), margin=-1)
+
+    arun(main())
     assert silent.connections == 0
