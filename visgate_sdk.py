@@ -926,6 +926,17 @@ def _response_class() -> Type["http.client.HTTPResponse"]:
     return _HTTPResponse
 
 
+def _connect_by(clock: _Clock, address: Tuple[str, int], timeout: Any, source_address: Any = None) -> Any:
+    """``socket.create_connection`` for http.client, leaving the TLS handshake (or proxy CONNECT)
+    that follows only what is left of the deadline, not a whole new ``timeout``."""
+    import socket
+
+    sock = socket.create_connection(address, timeout, source_address)
+    if clock.deadline is not None:
+        _settle_timeout(sock, max(clock.deadline - _time.monotonic(), 0.001))
+    return sock
+
+
 # -- connections, and what a fork or an interrupt does to them --------------------------
 
 # Objects holding sockets or threads that a forked child must not share with its parent.
@@ -1033,6 +1044,7 @@ class _Transport:
             return conn, True
         conn = self._connect(origin)
         clock = conn._visgate_clock = _Clock()  # type: ignore[attr-defined]
+        conn._create_connection = _functools.partial(_connect_by, clock)  # type: ignore[attr-defined]
         conn.response_class = _functools.partial(_response_class(), clock=clock)  # type: ignore[assignment, call-arg]
         pool[origin] = conn
         with self._lock:
@@ -1137,7 +1149,8 @@ class _Transport:
             with self._lock:  # a concurrent close() either sees this socket, or we see it closed
                 if self.closed:
                     raise _NetworkError(ConnectionError("the client was closed during the request"), False)
-            _settle_timeout(conn.sock, budget)
+            # Connecting may have used up part of the budget: sending gets only what is left.
+            _settle_timeout(conn.sock, None if deadline is None else max(deadline - _time.monotonic(), 0.001))
             proxy_headers = getattr(conn, "_visgate_proxy_headers", None)
             if proxy_headers is not None:
                 target = "%s://%s%s" % (origin.scheme, origin.netloc, target)

@@ -88,6 +88,27 @@ def backlog() -> Iterator[str]:
         sock.close()
 
 
+@pytest.fixture
+def late_backlog() -> Iterator[str]:
+    """A listener whose full accept queue drops the client's SYN: the connection is made only on
+    the SYN's retransmission (~1 s later on Linux), then nothing ever answers on it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(0)
+    address = sock.getsockname()
+    filler = socket.create_connection(address, timeout=5)  # fills the queue
+    held: List[socket.socket] = []
+    # Room for the retransmitted SYN: the filler is accepted (and held open) after 0.3 s.
+    timer = threading.Timer(0.3, lambda: held.append(sock.accept()[0]))
+    timer.start()
+    try:
+        yield "http://127.0.0.1:%d%s" % (address[1], P)
+    finally:
+        timer.join(5)
+        for s in held + [filler, sock]:
+            s.close()
+
+
 def trickle(head: bytes, body: bytes, every: float) -> Callable[[socket.socket, RawServer], None]:
     """Sends ``head`` at once, then ``body`` one byte every ``every`` seconds."""
 
@@ -195,6 +216,21 @@ def test_a_large_body_to_a_server_that_never_reads_is_cut_off_at_the_deadline(ba
     with client_for(backlog) as client:
         expect_deadline(lambda: client.images.generate("m", "p", params={"blob": "x" * (16 << 20)}, deadline=0.8), 0.8,
                         at_least=0.7)
+
+
+def test_a_late_connection_leaves_the_tls_handshake_only_the_time_left(late_backlog: str) -> None:
+    # The socket's timeout was the whole budget, set before connecting: a connection made after
+    # ~1 s gave the TLS handshake the full budget again (1.0 s past a 1.5 s deadline).
+    with client_for(late_backlog.replace("http://", "https://")) as client:
+        err = expect_deadline(lambda: client.models.list(deadline=1.5), 1.5, at_least=1.4)
+    assert err.elapsed <= 1.5 + 0.4
+
+
+def test_a_late_connection_leaves_sending_only_the_time_left(late_backlog: str) -> None:
+    with client_for(late_backlog) as client:
+        err = expect_deadline(lambda: client.images.generate("m", "p", params={"blob": "x" * (16 << 20)}, deadline=1.5), 1.5,
+                              at_least=1.4)
+    assert err.elapsed <= 1.5 + 0.4
 
 
 # -- trickling servers ------------------------------------------------------------------------
