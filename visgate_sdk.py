@@ -904,7 +904,10 @@ def _response_class() -> Type["http.client.HTTPResponse"]:
                 if remaining <= 0:
                     raise _TimeoutBuiltin("the response did not arrive in time")
                 _settle_timeout(self._sock, remaining)
-            return int(self._raw.readinto(buffer))
+            count = int(self._raw.readinto(buffer))
+            if deadline is not None:  # what follows on the socket (a TLS handshake after CONNECT) gets what is left
+                _settle_timeout(self._sock, max(deadline - _time.monotonic(), 0.001))
+            return count
 
         def close(self) -> None:
             self._raw.close()

@@ -211,6 +211,22 @@ def test_a_proxy_that_never_answers_connect_is_cut_off_at_the_deadline(silent: R
     assert [r.method for r in silent.requests] == ["CONNECT"]
 
 
+def test_a_slow_connect_answer_leaves_the_tls_handshake_only_the_time_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The proxy agrees to the tunnel after 1 s, then nothing answers the TLS handshake. The handshake
+    # kept the socket timeout set before that 1 s read: 1.0 s past a 1.5 s deadline.
+    def handle(conn: socket.socket, server: RawServer) -> None:
+        server.read(conn)
+        if not server.stopped.wait(1.0):
+            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            sleep_until_stopped(server, 30)
+
+    with RawServer(handle) as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url(""))
+        with client_for("https://127.0.0.1:9/api/v1") as client:
+            err = expect_deadline(lambda: client.models.list(deadline=1.5), 1.5, at_least=1.4)
+    assert err.elapsed <= 1.5 + 0.4
+
+
 def test_a_large_body_to_a_server_that_never_reads_is_cut_off_at_the_deadline(backlog: str) -> None:
     # 16 MB cannot fit in the loopback socket buffers: sending blocks, and must stop at the deadline.
     with client_for(backlog) as client:
