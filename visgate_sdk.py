@@ -1990,7 +1990,8 @@ class _Media:
     def _media_urls(self) -> List[str]:
         raise NotImplementedError
 
-    def save(self, path: Union[str, "_os.PathLike[str]"], *, index: int = 0, timeout: Optional[float] = None) -> str:
+    def save(self, path: Union[str, "_os.PathLike[str]"], *, index: int = 0, timeout: Optional[float] = None,
+             deadline: Optional[float] = None) -> str:
         """Download media ``index`` to ``path`` atomically; return the path written."""
         urls = self._media_urls()
         if not urls:
@@ -1998,10 +1999,11 @@ class _Media:
         _check_int("index", index, minimum=0, maximum=len(urls) - 1)
         client = self._client
         if client is not None:
-            return client.download(urls[index], path, timeout=timeout)
+            return client.download(urls[index], path, timeout=timeout, deadline=deadline)
         session = _standalone_session()
         try:
-            return session.download(urls[index], path, timeout=timeout, at=session.deadline_for(None), max_bytes=_MAX_DOWNLOAD_BYTES)
+            return session.download(urls[index], path, timeout=timeout, at=session.deadline_for(deadline),
+                                    max_bytes=_MAX_DOWNLOAD_BYTES)
         finally:
             session.transport.close()
 

@@ -294,6 +294,24 @@ def test_download_of_a_trickled_file_is_bounded_and_leaves_nothing(tmp_path: Any
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("how", ["deadline=", "scope"])
+@pytest.mark.parametrize("attached", [True, False], ids=["from a client", "standalone"])
+def test_saving_a_result_is_bounded_by_a_deadline(tmp_path: Any, how: str, attached: bool) -> None:
+    body = b"x" * 100
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+    with RawServer(trickle(head, body, 0.25)) as server, client_for(server.url()) as client:
+        result = visgate_sdk.ImageResult.from_dict({"images": [server.url("/media/a.png")]})
+        if attached:
+            result = client._attach(result)
+        dest = tmp_path / "a.png"
+        if how == "scope":
+            with client.deadline(0.8):
+                expect_deadline(lambda: result.save(dest), 0.8, at_least=0.7)
+        else:
+            expect_deadline(lambda: result.save(dest, deadline=0.8), 0.8, at_least=0.7)
+    assert not dest.exists()
+
+
 # -- retries: Retry-After, 503 storms ---------------------------------------------------------
 
 
