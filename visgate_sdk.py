@@ -3498,6 +3498,10 @@ def _cli_vendor(dest_dir: str, force: bool) -> int:
         return _CLI_EXIT_USAGE
     with open(source, "rb") as f:
         code = f.read()
+    if _os.path.exists(target) and _os.path.samefile(target, source):
+        # An unchecked pyc beside the working copy would hide every later edit of it.
+        print("visgate: error: %s is this module's own source; vendor into a build directory" % target, file=_sys.stderr)
+        return _CLI_EXIT_USAGE
     same = False
     if _os.path.exists(target):
         with open(target, "rb") as f:

@@ -167,6 +167,16 @@ def test_the_same_copy_is_fine_and_its_pyc_refreshed(tmp_path: Any, capsys: Any)
     assert os.path.exists(pyc_of(tmp_path)) and other_python.exists()
 
 
+def test_vendor_refuses_the_modules_own_directory(tmp_path: Any) -> None:
+    # An unchecked pyc beside a working copy would hide every later edit of it.
+    work = tmp_path / "checkout"
+    work.mkdir()
+    shutil.copyfile(SOURCE, str(work / "visgate_sdk.py"))
+    run = python("-m", "visgate_sdk", "vendor", str(work), env={"PYTHONDONTWRITEBYTECODE": "1"}, cwd=str(work))
+    assert run.returncode == 2 and "own source" in run.stderr
+    assert not (work / "__pycache__").exists()
+
+
 def test_vendor_into_a_file_is_a_usage_error(tmp_path: Any, capsys: Any) -> None:
     target = tmp_path / "not-a-dir"
     target.write_text("x")
