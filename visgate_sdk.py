@@ -954,7 +954,10 @@ def _deadline_io_class() -> Type[Any]:
                 if remaining <= 0:
                     raise _TimeoutBuiltin("the response did not arrive in time")
                 _settle_timeout(self._sock, remaining)
-            return int(self._raw.readinto(buffer))
+            count = int(self._raw.readinto(buffer))
+            if deadline is not None:  # what follows on the socket (a TLS handshake after CONNECT) gets what is left
+                _settle_timeout(self._sock, max(deadline - _time.monotonic(), 0.001))
+            return count
 
         def close(self) -> None:
             self._raw.close()
@@ -984,6 +987,17 @@ def _response_class() -> Type["http.client.HTTPResponse"]:
             return version, (100 if 100 < status < 200 and status != 101 else status), reason
 
     return _HTTPResponse
+
+
+def _connect_by(clock: _Clock, address: Tuple[str, int], timeout: Any, source_address: Any = None) -> Any:
+    """``socket.create_connection`` for http.client, leaving the TLS handshake (or proxy CONNECT)
+    that follows only what is left of the deadline, not a whole new ``timeout``."""
+    import socket
+
+    sock = socket.create_connection(address, timeout, source_address)
+    if clock.deadline is not None:
+        _settle_timeout(sock, max(clock.deadline - _time.monotonic(), 0.001))
+    return sock
 
 
 # -- connections, and what a fork or an interrupt does to them --------------------------
@@ -1093,6 +1107,7 @@ class _Transport:
             return conn, True
         conn = self._connect(origin)
         clock = conn._visgate_clock = _Clock()  # type: ignore[attr-defined]
+        conn._create_connection = _functools.partial(_connect_by, clock)  # type: ignore[attr-defined]
         conn.response_class = _functools.partial(_response_class(), clock=clock)  # type: ignore[assignment, call-arg]
         pool[origin] = conn
         with self._lock:
@@ -1202,7 +1217,8 @@ class _Transport:
             with self._lock:  # a concurrent close() either sees this socket, or we see it closed
                 if self.closed:
                     raise _NetworkError(ConnectionError("the client was closed during the request"), False)
-            _settle_timeout(conn.sock, budget)
+            # Connecting may have used up part of the budget: sending gets only what is left.
+            _settle_timeout(conn.sock, None if deadline is None else max(deadline - _time.monotonic(), 0.001))
             proxy_headers = getattr(conn, "_visgate_proxy_headers", None)
             if proxy_headers is not None:
                 target = "%s://%s%s" % (origin.scheme, origin.netloc, target)
@@ -1737,7 +1753,8 @@ class _Session:
                                        deadline=call.deadline, max_bytes=call.max_bytes, sink=call.sink)
         except _NetworkError as exc:
             error = self._past_deadline(call, exc.error)
-            if not exc.retryable or call.attempts > self.retry.total or self.transport.closed:
+            out_of_time = error is not exc.error  # no retry can help: raise it as it is, not wrapped again
+            if out_of_time or not exc.retryable or call.attempts > self.retry.total or self.transport.closed:
                 if call.attempts > 1:
                     error.message += " (after %d attempts)" % call.attempts
                 raise error from None
@@ -1876,8 +1893,9 @@ class _Polling:
         own = _time.monotonic() + self.timeout
         self.by_deadline = deadline is not None and deadline < own
         self.end = deadline if deadline is not None and deadline < own else own
-        # What each status fetch is bound by: the call's deadline, when that is what ends the polling.
-        self.at = self.end if self.by_deadline else None
+        # Each status fetch, retries included, is bound by the call's deadline, also when the
+        # polling's own (shorter) timeout is what ends the polling.
+        self.at = deadline
 
     def steps(self) -> "Generator[Tuple[str, Optional[float]], Any, Any]":
         """Yields what to do next; is sent each fetched status; returns the final status."""
@@ -2152,7 +2170,8 @@ class _Media:
     def _media_urls(self) -> List[str]:
         raise NotImplementedError
 
-    def save(self, path: Union[str, "_os.PathLike[str]"], *, index: int = 0, timeout: Optional[float] = None) -> str:
+    def save(self, path: Union[str, "_os.PathLike[str]"], *, index: int = 0, timeout: Optional[float] = None,
+             deadline: Optional[float] = None) -> str:
         """Download media ``index`` to ``path`` atomically; return the path written."""
         urls = self._media_urls()
         if not urls:
@@ -2160,10 +2179,11 @@ class _Media:
         _check_int("index", index, minimum=0, maximum=len(urls) - 1)
         client = self._client
         if client is not None:
-            return client.download(urls[index], path, timeout=timeout)
+            return client.download(urls[index], path, timeout=timeout, deadline=deadline)
         session = _standalone_session()
         try:
-            return session.download(urls[index], path, timeout=timeout, at=session.deadline_for(None), max_bytes=_MAX_DOWNLOAD_BYTES)
+            return session.download(urls[index], path, timeout=timeout, at=session.deadline_for(deadline),
+                                    max_bytes=_MAX_DOWNLOAD_BYTES)
         finally:
             session.transport.close()
 
@@ -3814,6 +3834,8 @@ class AsyncClient:
         cancelled = threading.Event()
         context = _contextvars.copy_context()  # deadline scopes reach the worker thread
         context.run(_CANCELLED.set, cancelled)
+        # The call's deadline counts from this await, not from when a busy pool gets to the call.
+        context.run(_DEADLINE.set, self._sync._session.deadline_for(kwargs.get("deadline")))
         try:
             return await asyncio.get_running_loop().run_in_executor(
                 self._executor(), _functools.partial(context.run, fn, *args, **kwargs))
@@ -4343,6 +4365,9 @@ def _cli_parser() -> Any:
     add_parser("health", "API health")
     add_parser("doctor", "check the key, network, proxy, TLS, clock and API; exit 0 when all is well")
     _cli_batch_parser(add_parser("batch", "run many generations from a file; each result is saved as it lands"))
+    vendor = sub.add_parser("vendor", help="copy this module and its bytecode into DIR (for Lambda, read-only deployments)")
+    vendor.add_argument("dir", metavar="DIR")
+    vendor.add_argument("--force", action="store_true", help="replace a different visgate_sdk.py already in DIR")
     return parser
 
 
@@ -4542,9 +4567,67 @@ def _cli_batch(client: Client, args: Any) -> int:
     return 0
 
 
+def _cli_vendor(dest_dir: str, force: bool) -> int:
+    """Copy this module to ``DIR/visgate_sdk.py`` with an unchecked-hash pyc (PEP 552) beside it:
+    a read-only deployment (AWS Lambda) then loads bytecode instead of compiling on every cold start."""
+    import py_compile
+
+    source = _os.path.abspath(__file__)  # visgate_sdk.py, or visgate_sdk/__init__.py when installed
+    tag = _sys.implementation.cache_tag
+    if tag is None:
+        print("visgate: error: this Python (%s) caches no bytecode" % _sys.implementation.name, file=_sys.stderr)
+        return _CLI_EXIT_USAGE
+    target = _os.path.join(dest_dir, "visgate_sdk.py")
+    # Not importlib.util.cache_from_source(): PYTHONPYCACHEPREFIX would move the pyc out of DIR.
+    cache_dir = _os.path.join(dest_dir, "__pycache__")
+    pyc = _os.path.join(cache_dir, "visgate_sdk.%s.pyc" % tag)
+    if _os.path.exists(dest_dir) and not _os.path.isdir(dest_dir):
+        print("visgate: error: %s is not a directory" % dest_dir, file=_sys.stderr)
+        return _CLI_EXIT_USAGE
+    with open(source, "rb") as f:
+        code = f.read()
+    if _os.path.exists(target) and _os.path.samefile(target, source):
+        # An unchecked pyc beside the working copy would hide every later edit of it.
+        print("visgate: error: %s is this module's own source; vendor into a build directory" % target, file=_sys.stderr)
+        return _CLI_EXIT_USAGE
+    same = False
+    if _os.path.exists(target):
+        with open(target, "rb") as f:
+            same = f.read() == code
+        if not same and not force:
+            print("visgate: error: %s exists and differs from this visgate_sdk %s; use --force to replace it"
+                  % (target, __version__), file=_sys.stderr)
+            return _CLI_EXIT_USAGE
+    try:
+        _os.makedirs(dest_dir, exist_ok=True)
+        if not same:
+            tmp = target + ".tmp"
+            with open(tmp, "wb") as out:
+                out.write(code)
+            _os.replace(tmp, target)
+            # Unchecked pycs of the old source for other Pythons would still be trusted: remove them.
+            for name in _os.listdir(cache_dir) if _os.path.isdir(cache_dir) else ():
+                if name.startswith("visgate_sdk.") and name.endswith(".pyc"):
+                    _os.unlink(_os.path.join(cache_dir, name))
+        py_compile.compile(target, cfile=pyc, doraise=True, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    except (OSError, py_compile.PyCompileError) as exc:
+        print("visgate: error: cannot vendor into %s: %s" % (dest_dir, exc), file=_sys.stderr)
+        return _CLI_EXIT_API
+    version = "%s %d.%d" % (_sys.implementation.name, _sys.version_info[0], _sys.version_info[1])
+    print("visgate_sdk %s %s %s" % (__version__, "refreshed in" if same else "vendored into", dest_dir))
+    print("  %s" % target)
+    print("  %s  (bytecode for %s, cache tag %s, unchecked hash)" % (pyc, version, tag))
+    print("Only %s uses this bytecode; other versions compile the source on every cold start." % version)
+    print("Build with the Lambda runtime's Python version, e.g. python%d.%d -m visgate_sdk vendor %s"
+          % (_sys.version_info[0], _sys.version_info[1], dest_dir))
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Command line entry point: ``python -m visgate_sdk`` or ``visgate``. Returns the exit code."""
     args = _cli_parser().parse_args(argv)
+    if args.command == "vendor":  # works offline: no client, no key
+        return _cli_vendor(args.dir, args.force)
     try:
         return _cli_run(args)
     except AuthenticationError as exc:
