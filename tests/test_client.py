@@ -17,6 +17,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 import visgate_sdk
+from tests.conftest import fast_retry
 from visgate_sdk import (
     ApiKeyInfo,
     AuthenticationError,
@@ -83,10 +84,6 @@ def in_turn(*answers: Response) -> Callable[[Request], Response]:
         return resp
 
     return handler
-
-
-def fast(total: int = 2) -> Retry:
-    return Retry(total=total, backoff_factor=0.001)
 
 
 def without_hanging(fn: Callable[[], Any], limit: float = 20.0) -> Any:
@@ -781,17 +778,16 @@ def _slow(seconds: float, payload: Any) -> Callable[[Request], Response]:
 
 def test_per_call_timeout_overrides_client_timeout(tserver: HTTPServer) -> None:
     tserver.expect_request(P + "/health").respond_with_handler(_slow(0.5, {"status": "ok"}))
-    with Client("vg-k", base_url=tserver.url_for(P), timeout=30, max_retries=0) as client:
-        with pytest.raises(visgate_sdk.TimeoutError) as info:
-            client.health(timeout=0.1)
+    client = Client("vg-k", base_url=tserver.url_for(P), timeout=30, max_retries=0)
+    with client, pytest.raises(visgate_sdk.TimeoutError) as info:
+        client.health(timeout=0.1)
     assert isinstance(info.value, visgate_sdk.VisgateError)
 
 
 def test_per_call_timeout_on_a_post(tserver: HTTPServer) -> None:
     tserver.expect_request(P + "/generate", method="POST").respond_with_handler(_slow(0.5, GENERATE_ANSWER))
-    with Client("vg-k", base_url=tserver.url_for(P), timeout=30, max_retries=0) as client:
-        with pytest.raises(visgate_sdk.TimeoutError):
-            client.generate("a cat", timeout=0.1)
+    with Client("vg-k", base_url=tserver.url_for(P), timeout=30, max_retries=0) as client, pytest.raises(visgate_sdk.TimeoutError):
+        client.generate("a cat", timeout=0.1)
 
 
 def test_per_call_timeout_can_be_longer_than_the_client_timeout(tserver: HTTPServer) -> None:
@@ -887,9 +883,8 @@ def test_requests_get_wait_true_failed(httpserver: HTTPServer, client: Client) -
 def test_polling_never_waits_for_a_slow_status_call_past_its_deadline(tserver: HTTPServer) -> None:
     # Each status GET takes longer than the whole polling budget: the GET itself is cut off.
     tserver.expect_request(P + "/requests/req-1").respond_with_handler(_slow(0.6, {"request_id": "req-1", "status": "pending"}))
-    with Client("vg-k", base_url=tserver.url_for(P), timeout=30, max_retries=0) as client:
-        with pytest.raises(visgate_sdk.TimeoutError):
-            without_hanging(lambda: client.requests.get("req-1", wait=True, timeout=0.2, poll_interval=0.05))
+    with Client("vg-k", base_url=tserver.url_for(P), timeout=30, max_retries=0) as client, pytest.raises(visgate_sdk.TimeoutError):
+        without_hanging(lambda: client.requests.get("req-1", wait=True, timeout=0.2, poll_interval=0.05))
 
 
 # -- idempotency ---------------------------------------------------------------------
@@ -899,7 +894,7 @@ def test_all_attempts_of_one_post_share_one_idempotency_key(httpserver: HTTPServ
     httpserver.expect_request(P + "/generate", method="POST").respond_with_handler(
         in_turn(json_response({"error": "UNAVAILABLE"}, 503), json_response({"error": "UNAVAILABLE"}, 503), json_response(GENERATE_ANSWER))
     )
-    client = make_client(max_retries=fast(2))
+    client = make_client(max_retries=fast_retry(2))
     assert client.generate("a cat").id == "gen_123"
     keys = [r.headers.get("Idempotency-Key") for r in sent(httpserver)]
     assert len(keys) == 3
@@ -945,7 +940,7 @@ def test_user_idempotency_key_is_kept_across_retries(httpserver: HTTPServer, mak
     httpserver.expect_request(P + "/images/generate", method="POST").respond_with_handler(
         in_turn(json_response({}, 502), json_response({"id": "i", "images": []}))
     )
-    make_client(max_retries=fast(1)).images.generate("m/x", "a cat", idempotency_key="mine-1")
+    make_client(max_retries=fast_retry(1)).images.generate("m/x", "a cat", idempotency_key="mine-1")
     assert [r.headers.get("Idempotency-Key") for r in sent(httpserver)] == ["mine-1", "mine-1"]
 
 
@@ -1124,27 +1119,24 @@ def test_no_api_key_public_endpoints_work_without_authorization(httpserver: HTTP
     ],
 )
 def test_no_api_key_authenticated_call_fails_before_sending(httpserver: HTTPServer, call: Any) -> None:
-    with Client(base_url=httpserver.url_for(P), fal_key="fal-k") as client:
-        with pytest.raises(AuthenticationError) as info:
-            call(client)
+    with Client(base_url=httpserver.url_for(P), fal_key="fal-k") as client, pytest.raises(AuthenticationError) as info:
+        call(client)
     assert info.value.status_code is None
     assert "VISGATE_API_KEY" in info.value.message
     assert httpserver.log == []
 
 
 def test_blank_api_key_counts_as_missing(httpserver: HTTPServer) -> None:
-    with Client(api_key="   ", base_url=httpserver.url_for(P)) as client:
-        with pytest.raises(AuthenticationError):
-            client.auth.me()
+    with Client(api_key="   ", base_url=httpserver.url_for(P)) as client, pytest.raises(AuthenticationError):
+        client.auth.me()
     assert httpserver.log == []
 
 
 # -- configuration ----------------------------------------------------------------
 
 
-def test_env_api_key_and_base_url(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("VISGATE_API_KEY", "vg-from-env")
-    monkeypatch.setenv("VISGATE_BASE_URL", httpserver.url_for(P))
+def test_env_api_key_and_base_url(httpserver: HTTPServer, point_env: Any) -> None:
+    point_env(httpserver, "vg-from-env")
     httpserver.expect_request(P + "/auth/me").respond_with_json({"role": "api-key"})
     with Client(max_retries=0) as client:
         assert client.api_key == "vg-from-env"
@@ -1153,9 +1145,8 @@ def test_env_api_key_and_base_url(httpserver: HTTPServer, monkeypatch: pytest.Mo
     assert only(httpserver).headers["Authorization"] == "Bearer vg-from-env"
 
 
-def test_arguments_beat_environment(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("VISGATE_API_KEY", "vg-from-env")
-    monkeypatch.setenv("VISGATE_BASE_URL", "https://wrong.invalid/api/v1")
+def test_arguments_beat_environment(httpserver: HTTPServer, point_env: Any) -> None:
+    point_env("https://wrong.invalid/api/v1", "vg-from-env")
     httpserver.expect_request(P + "/auth/me").respond_with_json({"role": "api-key"})
     with Client(api_key="vg-explicit", base_url=httpserver.url_for(P), max_retries=0) as client:
         client.auth.me()

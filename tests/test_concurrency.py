@@ -8,20 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
-import sys
 import threading
 import time
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pytest
 
-import pytest  # noqa: E402
-from _servers import RawServer, Request, keepalive_json_handler, response_bytes  # noqa: E402,F401
-
-from visgate_sdk import AsyncClient, Client, ConnectionError, Retry  # noqa: E402
+import visgate_sdk
+from tests._servers import RawServer, Request, keepalive_json_handler, response_bytes
+from visgate_sdk import AsyncClient, Client, ConnectionError, Retry
 
 KEY = "vg-concurrency-key-0123"
 HANG = 30.0  # join bounds: only a deadlock would reach them
@@ -93,7 +90,7 @@ def test_one_client_32_threads_3200_calls(echo: Echo) -> None:
                     got = client.usage.logs(limit=1, offset=want)[0]["offset"]
                 if got != want:
                     mismatches.append((want, got))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(threads_n)]
@@ -179,7 +176,7 @@ def test_close_while_threads_wait_gives_connection_errors_quickly() -> None:
         def call() -> None:
             try:
                 outcomes.append(client.usage.get())
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 outcomes.append(exc)
 
         threads = [threading.Thread(target=call, daemon=True) for _ in range(8)]
@@ -233,8 +230,6 @@ def test_close_cuts_a_long_retry_backoff_short() -> None:
 
 def test_close_racing_a_new_connection_does_not_hang(monkeypatch: pytest.MonkeyPatch) -> None:
     # Widen the window between "is the client closed?" and "connect": close() lands in it.
-    import visgate_sdk
-
     real_get = visgate_sdk._Transport._get
 
     def slow_get(self: Any, origin: Any, timeout: float) -> Any:
@@ -257,7 +252,7 @@ def test_close_racing_a_new_connection_does_not_hang(monkeypatch: pytest.MonkeyP
 def _catch(fn: Any) -> Any:
     try:
         return fn()
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         return exc
 
 
@@ -278,7 +273,7 @@ def test_close_during_a_stream_of_calls_never_hangs() -> None:
                     ok[0] += 1
                 except ConnectionError:
                     return
-                except BaseException as exc:  # noqa: BLE001
+                except BaseException as exc:
                     errors.append(exc)
                     return
 
