@@ -881,10 +881,14 @@ def test_requests_get_wait_true_failed(httpserver: HTTPServer, client: Client) -
 
 
 def test_polling_never_waits_for_a_slow_status_call_past_its_deadline(tserver: HTTPServer) -> None:
-    # Each status GET takes longer than the whole polling budget: the GET itself is cut off.
-    tserver.expect_request(P + "/requests/req-1").respond_with_handler(_slow(0.6, {"request_id": "req-1", "status": "pending"}))
-    with Client("vg-k", base_url=tserver.url_for(P), timeout=30, max_retries=0) as client, pytest.raises(visgate_sdk.TimeoutError):
+    # Each status GET takes far longer than the whole polling budget: the GET itself is cut off.
+    tserver.expect_request(P + "/requests/req-1").respond_with_handler(_slow(5.0, {"request_id": "req-1", "status": "pending"}))
+    client = Client("vg-k", base_url=tserver.url_for(P), timeout=30, max_retries=0)
+    started = time.monotonic()
+    with client, pytest.raises(visgate_sdk.TimeoutError):
         without_hanging(lambda: client.requests.get("req-1", wait=True, timeout=0.2, poll_interval=0.05))
+    elapsed = time.monotonic() - started
+    assert elapsed < 2.5, "polling with timeout=0.2 waited %.1fs for a 5 s status call" % elapsed
 
 
 # -- idempotency ---------------------------------------------------------------------

@@ -229,21 +229,26 @@ def test_close_cuts_a_long_retry_backoff_short() -> None:
 
 
 def test_close_racing_a_new_connection_does_not_hang(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Widen the window between "is the client closed?" and "connect": close() lands in it.
+    # Hold the call between "is the client closed?" and "connect" until close() has returned,
+    # so close() lands in that window every time.
     real_get = visgate_sdk._Transport._get
+    in_window = threading.Event()
+    closed = threading.Event()
 
-    def slow_get(self: Any, origin: Any, timeout: float) -> Any:
-        time.sleep(0.2)
+    def held_get(self: Any, origin: Any, timeout: float) -> Any:
+        in_window.set()
+        closed.wait(10)
         return real_get(self, origin, timeout)
 
-    monkeypatch.setattr(visgate_sdk._Transport, "_get", slow_get)
+    monkeypatch.setattr(visgate_sdk._Transport, "_get", held_get)
     with _never_answers() as raw:
         client = Client(api_key=KEY, base_url=raw.url(), timeout=20, max_retries=0)
         outcome: List[Any] = []
         t = threading.Thread(target=lambda: outcome.append(_catch(client.usage.get)), daemon=True)
         t.start()
-        time.sleep(0.05)
+        assert in_window.wait(5), "the call never reached _get"
         client.close()
+        closed.set()
         t.join(5)
         assert not t.is_alive(), "the call connected after close() and waited for the full timeout"
         assert isinstance(outcome[0], ConnectionError)

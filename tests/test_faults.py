@@ -39,6 +39,7 @@ from visgate_sdk import (
     ServerError,
     TimeoutError,
     TLSError,
+    ValidationError,
     VisgateError,
 )
 
@@ -172,7 +173,7 @@ def test_garbage_instead_of_http_is_typed(make_client: Any) -> None:
             conn.sendall(b"SSH-2.0-OpenSSH_9.0\r\nthis is not http\r\n\r\n")
             conn.close()
 
-    with RawServer(handler) as raw, pytest.raises((ConnectionError, InvalidResponseError)):
+    with RawServer(handler) as raw, pytest.raises(ConnectionError):
         make_client(raw.url()).usage.get()
 
 
@@ -230,12 +231,14 @@ def test_truncated_or_wrong_shape_json_on_200(srv: Any, body: bytes, make_client
         make_client(srv.url_for("/api/v1")).usage.get()
 
 
-@pytest.mark.parametrize("status", [200, 400, 404, 500])
-def test_deeply_nested_json_is_typed(srv: Any, status: int, make_client: Any) -> None:
+@pytest.mark.parametrize(
+    "status, expected", [(200, InvalidResponseError), (400, ValidationError), (404, NotFoundError), (500, ServerError)]
+)
+def test_deeply_nested_json_is_typed(srv: Any, status: int, expected: type, make_client: Any) -> None:
     # json.loads raises RecursionError (not ValueError) past the interpreter's recursion limit.
     deep = b"[" * 100_000 + b"]" * 100_000
     serve(srv, lambda r: WResponse(deep, status, content_type="application/json"))
-    with pytest.raises(VisgateError) as info:
+    with pytest.raises(expected) as info:
         make_client(srv.url_for("/api/v1")).usage.get()
     assert info.value.status_code == status
 
@@ -252,7 +255,7 @@ def test_deeply_nested_json_is_typed(srv: Any, status: int, make_client: Any) ->
 )
 def test_error_bodies_of_odd_shape_are_typed(srv: Any, body: bytes, make_client: Any) -> None:
     serve(srv, lambda r: WResponse(body, 422, content_type="application/json"))
-    with pytest.raises(VisgateError) as info:
+    with pytest.raises(ValidationError) as info:
         make_client(srv.url_for("/api/v1")).usage.get()
     assert info.value.status_code == 422
     assert isinstance(info.value.message, str)
@@ -332,7 +335,7 @@ def test_malformed_response_heads_are_typed(head: bytes, make_client: Any) -> No
             conn.sendall(head + b"Content-Length: 2\r\n\r\n{}")
             conn.close()
 
-    with RawServer(handler) as raw, pytest.raises((ConnectionError, InvalidResponseError)):
+    with RawServer(handler) as raw, pytest.raises(ConnectionError):
         make_client(raw.url()).usage.get()
 
 

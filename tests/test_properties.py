@@ -99,6 +99,31 @@ ENDPOINTS: List[Tuple[str, Callable[[Client], Any]]] = [
     ("billing.pricing", lambda c: c.billing.pricing()),
     ("health", lambda c: c.health()),
 ]
+V = visgate_sdk
+RESULT_TYPES: Dict[str, Any] = {  # what each endpoint returns when it does not raise
+    "generate": V.GenerateResult,
+    "images.generate": V.ImageResult,
+    "images.generate async": (V.ImageResult, V.GenerationRequest),
+    "videos.generate": V.VideoResult,
+    "requests.get": V.RequestStatusResult,
+    "models.list": V.ModelsResponse,
+    "models.get": V.ModelInfo,
+    "models.search": V.ModelsResponse,
+    "usage.get": V.UsageSummary,
+    "usage.logs": list,
+    "usage.dashboard": dict,
+    "providers.list_keys": V.ProviderKeysResponse,
+    "providers.set_key": V.ProviderKeyInfo,
+    "providers.delete_key": dict,
+    "providers.validate_key": V.ProviderValidationResult,
+    "providers.balances": V.ProviderBalancesResponse,
+    "auth.me": V.AuthInfo,
+    "api_keys.list": list,
+    "billing.stats": dict,
+    "billing.info": V.BillingInfo,
+    "billing.pricing": V.BillingPricing,
+    "health": dict,
+}
 
 # Field names the parsers look for, so examples often hit a real field with a wrong value.
 FIELDS = sorted(
@@ -191,11 +216,18 @@ def test_any_answer_to_any_endpoint_is_a_result_or_a_visgate_error(
     status, body, headers = answer
     live.script(status, body, headers)
     try:
-        endpoint[1](answer_client)
+        result = endpoint[1](answer_client)
     except VisgateError as exc:
         assert isinstance(exc.message, str) and isinstance(exc.error_code, str)
         str(exc), repr(exc)  # printable
         assert "fal-key-prop-123456" not in str(exc)
+        return
+    # A result only for a 2xx answer, and of the documented type (never a half-parsed body).
+    assert 200 <= status < 300, (status, result)
+    assert isinstance(result, RESULT_TYPES[endpoint[0]]), (endpoint[0], type(result))
+    if isinstance(result, list):
+        expected_item = V.ApiKeyInfo if endpoint[0] == "api_keys.list" else dict
+        assert all(isinstance(item, expected_item) for item in result)
 
 
 # -- path parameters stay inside their route -----------------------------------------------

@@ -27,8 +27,10 @@ from visgate_sdk import (
     AsyncClient,
     AuthenticationError,
     ConnectionError,
+    InvalidResponseError,
     ProviderError,
     Retry,
+    ServerError,
     TimeoutError,
     TLSError,
     ValidationError,
@@ -230,6 +232,17 @@ ECHO_CASES = [
     ("straddle-500", 500, "text/plain", "e" * 185 + "%s%s"),
     ("straddle-200", 200, "text/plain", "e" * 105 + "%s%s"),
 ]
+ECHO_ERRORS = {
+    "json-message": AuthenticationError,
+    "json-details": ValidationError,
+    "json-code": ValidationError,
+    "provider": ProviderError,
+    "fastapi": ValidationError,
+    "html-500": ServerError,
+    "html-200": InvalidResponseError,
+    "straddle-500": ServerError,
+    "straddle-200": InvalidResponseError,
+}
 
 
 @pytest.mark.parametrize("name, status, content_type, template", ECHO_CASES, ids=[c[0] for c in ECHO_CASES])
@@ -238,7 +251,7 @@ def test_server_echoing_a_key_gets_it_redacted(
     a: Any, name: str, status: int, content_type: str, template: str, which: str, make_client: Any
 ) -> None:
     a.expect_request("/api/v1/usage").respond_with_handler(_echo_error(status, content_type, template % (which, which)))
-    with pytest.raises(VisgateError) as info:
+    with pytest.raises(ECHO_ERRORS[name]) as info:
         make_client(a.url_for("/api/v1")).usage.get()
     text = everything_printable(info.value)
     assert not leaks(text), text

@@ -25,7 +25,7 @@ from tests._servers import (
     keepalive_json_handler,
     response_bytes,
 )
-from visgate_sdk import ConnectionError, TLSError, ValidationError, VisgateError
+from visgate_sdk import ConnectionError, TLSError, ValidationError
 
 KEY = "vg-tls-proxy-2b4d6f8a0c1e3a5c"
 CLIENT_DEFAULTS = {"api_key": KEY, "max_retries": 0, "timeout": 5.0}  # for make_client(url, ...)
@@ -309,7 +309,7 @@ def test_lowercase_variables_win() -> None:
 
 def test_unsupported_proxy_scheme_is_typed(secure: Any, tls: TLSFiles, monkeypatch: pytest.MonkeyPatch, make_client: Any) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "socks5://127.0.0.1:1080")
-    with pytest.raises(VisgateError):
+    with pytest.raises(ConnectionError):
         make_client(secure_url(secure), verify=tls.ca_path).health()
 
 
