@@ -194,6 +194,13 @@ def test_async_missing_key(httpserver: HTTPServer) -> None:
     assert "Authorization" not in sent(httpserver)[0].headers
 
 
+def test_async_max_retries_is_the_given_count() -> None:
+    assert AsyncClient(api_key="vg-k", max_retries=3).max_retries == 3
+    assert AsyncClient(api_key="vg-k", max_retries=0).max_retries == 0
+    assert AsyncClient(api_key="vg-k").max_retries == visgate_sdk.DEFAULT_MAX_RETRIES
+    assert AsyncClient(api_key="vg-k", max_retries=visgate_sdk.Retry(total=5)).max_retries == 5
+
+
 def test_bad_max_concurrency() -> None:
     for bad in (0, -1, True, 2.0):
         with pytest.raises(ValidationError) as info:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -128,3 +129,28 @@ def test_python_dash_m_in_a_subprocess(env_emulator, tmp_path):
         [sys.executable, "-m", "visgate_sdk", "--version"], capture_output=True, text=True, env=environ, timeout=60
     )
     assert proc.stdout.strip() == "visgate-sdk " + visgate_sdk.__version__
+
+
+class _FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_line_on_a_terminal_is_redrawn_then_ends_with_a_newline(monkeypatch):
+    terminal = _FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    progress = visgate_sdk._Progress()
+    progress.show("req-1", "processing")
+    progress.show("req-1", "completed")
+    progress.done()
+    out = terminal.getvalue()
+    assert out.count("\r\x1b[2K") == 2  # one line, redrawn in place
+    assert "req-1: completed" in out
+    assert out.endswith("\n") and out.count("\n") == 1  # the shell prompt starts on a line of its own
+
+
+def test_progress_without_any_status_writes_nothing_on_a_terminal(monkeypatch):
+    terminal = _FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    visgate_sdk._Progress().done()
+    assert terminal.getvalue() == ""

@@ -4,11 +4,13 @@ input validation before sending, and client configuration."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import threading
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable, Dict, List
 from urllib.parse import parse_qsl
 
@@ -20,6 +22,7 @@ import visgate_sdk
 from tests.conftest import fast_retry
 from visgate_sdk import (
     ApiKeyInfo,
+    AsyncClient,
     AuthenticationError,
     AuthInfo,
     BillingInfo,
@@ -1270,3 +1273,59 @@ def test_results_are_dataclasses_with_raw_out_of_equality() -> None:
     b = ImageResult.from_dict({"id": "i", "images": ["u"], "x": 2})
     assert a == b and a.raw != b.raw
     assert "raw" not in repr(a)
+
+
+# -- documented limits and defaults ---------------------------------------------------
+
+
+def test_images_smallest_size_is_sent_and_zero_is_refused(httpserver: HTTPServer, client: Client) -> None:
+    httpserver.expect_request(P + "/images/generate", method="POST").respond_with_json(IMAGE_ANSWER)
+    client.images.generate("m/x", "a dot", width=1, height=1)
+    assert (body(only(httpserver))["width"], body(only(httpserver))["height"]) == (1, 1)
+    for kwargs in ({"width": 0}, {"height": 0}, {"width": -1}):
+        with pytest.raises(ValidationError) as info:
+            client.images.generate("m/x", "a dot", **kwargs)
+        assert info.value.field == next(iter(kwargs))
+    assert len(sent(httpserver)) == 1
+
+
+def _readme_configuration_table() -> Dict[str, str]:
+    """README's "Configuration" table: parameter -> the default column, without backticks."""
+    readme = (Path(visgate_sdk.__file__).resolve().parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    rows: Dict[str, str] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and cells[0].startswith("`"):
+            rows[cells[0].strip("`")] = cells[1]
+    return rows
+
+
+def test_readme_configuration_table_matches_the_code() -> None:
+    table = _readme_configuration_table()
+    assert {"api_key", "base_url", "timeout", "max_retries", "verify", "trust_env", "max_concurrency"} <= set(table)
+    sync = inspect.signature(Client).parameters
+    concurrency = inspect.signature(AsyncClient).parameters["max_concurrency"].default
+    for name, documented in table.items():
+        if name == "max_concurrency":
+            actual: Any = concurrency
+        elif name == "api_key":
+            assert "$VISGATE_API_KEY" in documented
+            continue
+        elif name == "base_url":
+            assert "$VISGATE_BASE_URL" in documented and visgate_sdk.DEFAULT_BASE_URL in documented
+            continue
+        else:
+            assert name in sync, "README documents %s, which Client does not take" % name
+            actual = sync[name].default
+        assert documented.split("`")[1] == repr(actual), (name, documented, actual)
+
+
+def test_default_limits_are_the_module_constants() -> None:
+    sync = inspect.signature(Client).parameters
+    assert sync["timeout"].default == visgate_sdk.DEFAULT_TIMEOUT == 120.0
+    assert sync["max_retries"].default == visgate_sdk.DEFAULT_MAX_RETRIES == 2
+    assert sync["max_response_bytes"].default == visgate_sdk._MAX_RESPONSE_BYTES == 256 * 1024 * 1024
+    assert inspect.signature(Client.download).parameters["max_bytes"].default == visgate_sdk._MAX_DOWNLOAD_BYTES == 2 * 1024**3
+    assert inspect.signature(AsyncClient).parameters["max_concurrency"].default == visgate_sdk._DEFAULT_MAX_CONCURRENCY == 100
+    assert visgate_sdk._MAX_REDIRECTS == 5

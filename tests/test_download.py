@@ -12,8 +12,9 @@ from pytest_httpserver import HTTPServer
 from werkzeug.wrappers import Response
 
 import visgate_sdk
+from tests._servers import Proxy, RawServer, https_server, keepalive_json_handler, response_bytes
 from tests.conftest import fast_retry
-from visgate_sdk import ConnectionError, DownloadError, ImageResult, TimeoutError
+from visgate_sdk import ConnectionError, DownloadError, ImageResult, TimeoutError, TLSError
 
 API_KEY = "vg-download-secret-key"
 FAL_KEY = "fal_download_secret"
@@ -182,3 +183,60 @@ def test_bad_download_arguments_fail_before_sending(httpserver, tmp_path, make_c
         with pytest.raises(visgate_sdk.ValidationError):
             client.download(httpserver.url_for("/x"), tmp_path / "x.png", max_bytes=0)
     assert httpserver.log == []
+
+
+def test_two_downloads_from_one_host_share_one_connection(tmp_path, make_client):
+    answer = keepalive_json_handler(lambda req, server: response_bytes(200, b"media:" + req.target.encode(), {"Content-Type": "image/png"}))
+    with RawServer(answer) as media:
+        client = make_client()
+        client.download(media.url("/a.png"), tmp_path / "a.png")
+        client.download(media.url("/b.png"), tmp_path / "b.png")
+        assert (tmp_path / "a.png").read_bytes() == b"media:/a.png"
+        assert (tmp_path / "b.png").read_bytes() == b"media:/b.png"
+        assert len(media.requests) == 2
+        assert media.connections == 1, "the second download reuses the keep-alive connection"
+
+
+def test_save_on_a_result_not_attached_to_a_client(media_server, tmp_path):
+    media_server.expect_request("/img/solo.png").respond_with_data(b"solo")
+    result = ImageResult(id="x", images=[media_server.url_for("/img/solo.png")])
+    assert result.save(tmp_path / "solo.png") == str(tmp_path / "solo.png")
+    assert (tmp_path / "solo.png").read_bytes() == b"solo"
+    (request, _), = media_server.log
+    assert "Authorization" not in request.headers
+
+
+def _image_answer(url):
+    return {"id": "g1", "images": [url], "model": "m", "provider": "fal", "cost": 0.01}
+
+
+def test_save_on_an_attached_result_uses_the_clients_ca(httpserver, tls, tmp_path, make_client):
+    for media in https_server(tls.server_context("localhost")):
+        media.expect_request("/img/tls.png").respond_with_data(b"over tls")
+        url = "https://localhost:%d/img/tls.png" % media.port
+        httpserver.expect_request("/api/v1/images/generate", method="POST").respond_with_json(_image_answer(url))
+        result = make_client(verify=tls.ca_path).images.generate("m", "a cat")
+        result.save(tmp_path / "tls.png")
+        assert (tmp_path / "tls.png").read_bytes() == b"over tls"
+        # The same result detached from its client trusts only the system CAs.
+        with pytest.raises(TLSError):
+            ImageResult.from_dict(result.raw).save(tmp_path / "detached.png")
+        assert not (tmp_path / "detached.png").exists()
+
+
+def test_save_on_an_attached_result_uses_the_clients_proxy_settings(httpserver, media_server, tmp_path, monkeypatch, make_client):
+    url = media_server.url_for("/img/p.png").replace("127.0.0.1", "localhost")
+    media_server.expect_request("/img/p.png").respond_with_data(b"direct")
+    httpserver.expect_request("/api/v1/images/generate", method="POST").respond_with_json(_image_answer(url))
+    with Proxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # the API itself is reached directly
+        proxied = make_client()  # reads the proxy settings now, once
+        direct = make_client(trust_env=False)
+        monkeypatch.delenv("HTTP_PROXY")
+        proxied.images.generate("m", "a cat").save(tmp_path / "proxied.png")
+        direct.images.generate("m", "a cat").save(tmp_path / "direct.png")
+        assert [r.target for r in proxy.forwarded] == [url]
+    assert b"via-proxy" in (tmp_path / "proxied.png").read_bytes()  # the proxy answered the download
+    assert (tmp_path / "direct.png").read_bytes() == b"direct"
+    assert len(media_server.log) == 1

@@ -521,3 +521,85 @@ def test_error_message_never_contains_the_api_key(httpserver: HTTPServer, make_c
         client.auth.me()
     assert "vg-test-key" not in str(info.value)
     assert json.dumps(info.value.message)  # still a plain string
+
+
+# -- Retry-After-Ms, 409 without a body, the Retry value -----------------------------------
+
+
+def test_retry_after_ms_is_honoured(httpserver: HTTPServer, fake_time: Any) -> None:
+    httpserver.expect_request(P + "/health").respond_with_handler(
+        _in_turn(
+            Response('{"error":"RATE"}', status=429, headers={"Retry-After-Ms": "1500"}, content_type="application/json"),
+            Response('{"status":"ok"}', status=200, content_type="application/json"),
+        )
+    )
+    with Client("vg-k", base_url=httpserver.url_for(P), max_retries=Retry(total=2, backoff_factor=30.0)) as client:
+        assert client.health() == {"status": "ok"}
+    assert fake_time.sleeps == [1.5]
+
+
+def test_retry_after_ms_is_preferred_over_retry_after(httpserver: HTTPServer, fake_time: Any) -> None:
+    httpserver.expect_request(P + "/health").respond_with_handler(
+        _in_turn(
+            Response('{"error":"BUSY"}', status=503, headers={"Retry-After-Ms": "250", "Retry-After": "7"}, content_type="application/json"),
+            Response('{"status":"ok"}', status=200, content_type="application/json"),
+        )
+    )
+    with Client("vg-k", base_url=httpserver.url_for(P), max_retries=Retry(total=2, backoff_factor=30.0)) as client:
+        assert client.health() == {"status": "ok"}
+    assert fake_time.sleeps == [0.25]
+
+
+def test_rate_limit_error_retry_after_from_retry_after_ms(httpserver: HTTPServer, make_client: Any) -> None:
+    answer_json(httpserver, "/usage", 429, {"error": "RATE_LIMITED", "message": "slow"}, {"Retry-After-Ms": "2500", "Retry-After": "9"})
+    with make_client() as client, pytest.raises(RateLimitError) as info:
+        client.usage.get()
+    assert info.value.retry_after == 2.5
+
+
+def test_409_with_an_empty_body_is_a_conflict(httpserver: HTTPServer, make_client: Any) -> None:
+    httpserver.expect_request(P + "/generate", method="POST").respond_with_data("", status=409)
+    with make_client(max_retries=fast_retry(3)) as client, pytest.raises(ConflictError) as info:
+        client.generate("a cat")
+    assert info.value.error_code == "CONFLICT"
+    assert info.value.status_code == 409
+    assert "empty body" in info.value.message
+    assert len(sent(httpserver)) == 1  # a conflict is final
+
+
+def test_retry_equality_and_hashing() -> None:
+    a = Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 503])
+    b = Retry(total=3, backoff_factor=0.2, status_forcelist=frozenset({503, 500}))
+    assert a == b and hash(a) == hash(b)
+    assert len({a, b}) == 1 and {a: "x"}[b] == "x"
+    for changed in (a.replace(total=4), a.replace(backoff_factor=0.3), a.replace(jitter=0.0), a.replace(status_forcelist=[500])):
+        assert changed != a
+    assert a != 3 and a != "Retry(total=3)" and a is not None
+    assert Retry() == Retry(total=visgate_sdk.DEFAULT_MAX_RETRIES)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"backoff_factor": -0.1},
+        {"backoff_max": -1.0},
+        {"jitter": 1.5},
+        {"jitter": -0.1},
+        {"max_retry_after": -1.0},
+        {"backoff_factor": float("nan")},
+        {"total": 1.5},
+    ],
+    ids=["negative backoff_factor", "negative backoff_max", "jitter above 1", "negative jitter", "negative max_retry_after", "NaN backoff", "float total"],
+)
+def test_retry_checks_its_arguments(kwargs: Dict[str, Any]) -> None:
+    with pytest.raises(ValidationError) as info:
+        Retry(**kwargs)
+    name = next(iter(kwargs))
+    assert info.value.field is not None and info.value.field.endswith(name if name != "total" else "max_retries")
+    assert isinstance(info.value, ValueError)
+
+
+def test_retry_accepts_its_bounds() -> None:
+    policy = Retry(total=0, backoff_factor=0.0, backoff_max=0.0, jitter=1.0, max_retry_after=0.0)
+    assert policy.backoff(3) == 0.0
+    assert Retry(jitter=0.0).backoff(0) == 0.5  # no jitter: exactly backoff_factor * 2**0

@@ -7,9 +7,11 @@ misbehave enough, and raw loopback sockets (``_servers.RawServer``) where it can
 from __future__ import annotations
 
 import contextlib
+import gc
 import socket
 import threading
 import time
+import warnings
 from email.utils import formatdate
 from typing import Any, Dict, Iterator, List
 
@@ -650,3 +652,24 @@ def test_every_error_is_a_visgate_error() -> None:
     import builtins
 
     assert visgate_sdk.ConnectionError is not builtins.ConnectionError  # ours shadows the builtin on purpose
+
+
+def test_a_stale_connection_that_is_dropped_is_also_closed(make_client: Any) -> None:
+    # The pool forgets the connection the server closed; its socket must be closed too, not
+    # left to the garbage collector (a ResourceWarning, and a file descriptor held until then).
+    with RawServer(_answer_then_close("fin")) as raw:
+        client = make_client(raw.url(), max_retries=0)
+        client.usage.get()
+        stale = client._transport._pool()[client._origin]
+        stale_sock = stale.sock
+        assert stale_sock is not None
+        assert raw.wait_requests(1)
+        time.sleep(0.25)  # the server has closed it by now
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            client.usage.get()
+            gc.collect()
+        assert raw.connections == 2
+        assert client._transport._pool()[client._origin] is not stale
+        assert stale.sock is None and stale_sock.fileno() == -1, "the dropped connection's socket is closed"
+        assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []

@@ -7,6 +7,7 @@ loopback forward proxy that tunnels CONNECT and records what it was asked.
 from __future__ import annotations
 
 import base64
+import logging
 import ssl
 from typing import Any, Dict, Iterator
 
@@ -327,3 +328,76 @@ def test_ssl_module_is_the_real_one() -> None:
     # Sanity for the fixtures: the CA-configured context verifies hostnames.
     ctx = ssl.create_default_context()
     assert ctx.check_hostname and ctx.verify_mode == ssl.CERT_REQUIRED
+
+
+# -- default ports, plain HTTP on an https URL, TLS peers that vanish, verify=False --------
+
+
+@pytest.mark.parametrize(
+    "proxy_url, origin",
+    [
+        ("http://proxy.test", ("http", "proxy.test", 80)),
+        ("https://proxy.test", ("https", "proxy.test", 443)),
+        ("http://u:p@proxy.test/", ("http", "proxy.test", 80)),
+        ("http://proxy.test:3128", ("http", "proxy.test", 3128)),
+    ],
+)
+def test_proxy_url_without_a_port_uses_the_scheme_default(proxy_url: str, origin: Any) -> None:
+    got, _ = visgate_sdk._split_proxy(proxy_url)
+    assert got == visgate_sdk._Origin(*origin)
+
+
+def test_proxy_without_a_scheme_or_port_is_http_on_80() -> None:
+    proxy = visgate_sdk._proxy_for(visgate_sdk._Origin("https", "api.test", 443), {"ALL_PROXY": "proxy.test"})
+    assert proxy is not None
+    assert visgate_sdk._split_proxy(proxy)[0] == visgate_sdk._Origin("http", "proxy.test", 80)
+
+
+def test_connect_target_of_an_https_url_without_a_port_is_443(proxy: Proxy, monkeypatch: pytest.MonkeyPatch, make_client: Any) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    with pytest.raises(ConnectionError):  # nothing (trusted) listens on localhost:443
+        make_client("https://localhost/api/v1").health()
+    assert [c.target for c in proxy.connects] == ["localhost:443"]
+
+
+def test_http_url_without_a_port_through_a_proxy(proxy: Proxy, monkeypatch: pytest.MonkeyPatch, make_client: Any) -> None:
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    answer = make_client("http://localhost/api/v1").health()
+    assert answer["target"] == "http://localhost/api/v1/health"  # port 80 is implied, not written
+    assert answer["headers"]["host"] == "localhost"
+    assert proxy.connects == []
+
+
+def test_https_url_at_a_plain_http_server_is_a_tls_error(plain: Any, make_client: Any) -> None:
+    with pytest.raises(TLSError) as info:
+        make_client("https://127.0.0.1:%d/api/v1" % plain.port).health()
+    assert "TLS" in str(info.value)
+    assert len(plain.log) <= 1  # at most the garbled hello, never a request of ours
+
+
+def test_tls_peer_closing_a_fresh_connection_without_close_notify_is_retried(tls: TLSFiles, make_client: Any) -> None:
+    def vanish(conn: Any, server: RawServer) -> None:
+        if server.read(conn) is not None:
+            conn.close()  # SSLSocket.close() sends no close_notify: the client sees an unclean EOF
+
+    with RawServer(vanish, tls=tls.server_context()) as origin:
+        client = make_client(origin.url(host="localhost"), verify=tls.ca_path, max_retries=visgate_sdk.Retry(total=1, backoff_factor=0.001))
+        with pytest.raises(ConnectionError) as info:
+            client.health()
+        assert not isinstance(info.value, TLSError), "an unclean close is a network failure, not a certificate problem"
+        assert "2 attempts" in str(info.value)
+        assert len(origin.requests) == 2 and origin.connections == 2
+
+
+def test_verify_false_logs_a_warning(secure: Any, make_client: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="visgate_sdk")
+    assert make_client(secure_url(secure), verify=False).health()["status"] == "ok"
+    warnings = [r for r in caplog.records if r.name == "visgate_sdk" and r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "verification is disabled" in warnings[0].getMessage()
+
+
+def test_verify_true_logs_no_warning(secure: Any, tls: TLSFiles, make_client: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="visgate_sdk")
+    make_client(secure_url(secure), verify=tls.ca_path).health()
+    assert [r for r in caplog.records if r.name == "visgate_sdk"] == []

@@ -1,0 +1,66 @@
+"""Behaviour users rely on that visgate_sdk.py gets wrong today.
+
+Each test is ``xfail(strict=True)``: it fails now, and the suite goes red the moment a fix makes
+it pass, so whoever fixes the bug also removes the marker (and moves the test where it belongs).
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import warnings
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from tests._servers import RawServer, keepalive_json_handler, response_bytes
+from visgate_sdk import Retry
+
+P = "/api/v1"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="413 is in Retry.retry_after_statuses but not in status_forcelist, so a 413 with Retry-After is "
+    "never retried: the Retry-After hint for 413 is dead code (visgate_sdk.Client._send_with_retries)",
+)
+def test_413_with_retry_after_is_retried(httpserver: HTTPServer, fake_time: Any, make_client: Any) -> None:
+    answers = iter(
+        [
+            Response('{"error": "PAYLOAD_TOO_LARGE", "message": "busy"}', status=413, headers={"Retry-After": "2"},
+                     content_type="application/json"),
+            Response('{"status": "ok"}', status=200, content_type="application/json"),
+        ]
+    )
+
+    def handler(request: Request) -> Response:
+        return next(answers)
+
+    httpserver.expect_request(P + "/health").respond_with_handler(handler)
+    client = make_client(max_retries=Retry(total=2, backoff_factor=30.0))
+    assert client.health() == {"status": "ok"}
+    assert fake_time.sleeps == [2.0]
+    assert len(httpserver.log) == 2
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="connections live in a thread-local pool: when a thread that used a shared Client exits, its "
+    "keep-alive connection is dropped unclosed (ResourceWarning at garbage collection, fd held until then); "
+    "seen in test_concurrency's 32-thread and 4-thread tests",
+)
+def test_a_thread_that_exits_leaves_no_unclosed_connection(make_client: Any) -> None:
+    answer = keepalive_json_handler(lambda req, server: response_bytes(200, {"status": "ok"}))
+    with RawServer(answer) as raw:
+        client = make_client(raw.url(), max_retries=0)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            worker = threading.Thread(target=client.health)
+            worker.start()
+            worker.join(10)
+            gc.collect()
+        assert len(raw.requests) == 1, "the worker's call reached the server"
+        leaked = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+        assert leaked == []
