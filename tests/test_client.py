@@ -1329,3 +1329,18 @@ def test_default_limits_are_the_module_constants() -> None:
     assert inspect.signature(Client.download).parameters["max_bytes"].default == visgate_sdk._MAX_DOWNLOAD_BYTES == 2 * 1024**3
     assert inspect.signature(AsyncClient).parameters["max_concurrency"].default == visgate_sdk._DEFAULT_MAX_CONCURRENCY == 100
     assert visgate_sdk._MAX_REDIRECTS == 5
+
+
+def test_latin1_header_values_are_sent_intact(httpserver: HTTPServer, make_client: Any) -> None:
+    httpserver.expect_request(P + "/health").respond_with_json({"status": "ok"})
+    make_client(default_headers={"X-Label": "caf\xe9 \xff"}).health()
+    assert only(httpserver).headers["X-Label"] == "caf\xe9 \xff"  # the whole Latin-1 range, up to \xff
+    with pytest.raises(ValidationError):
+        make_client(default_headers={"X-Label": "\u0100"})  # past Latin-1: refused, not mangled
+
+
+def test_cli_defaults_are_the_librarys() -> None:
+    args = visgate_sdk._cli_parser().parse_args(["image", "a cat"])
+    defaults = inspect.signature(visgate_sdk.Images.generate).parameters
+    assert (args.width, args.height, args.num_images) == (defaults["width"].default, defaults["height"].default, defaults["num_images"].default)
+    assert args.width == args.height == 1024

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 import visgate_sdk
-from tests._servers import RawServer, Request, keepalive_json_handler, response_bytes
+from tests._servers import RawServer, Request, keepalive_json_handler, response_bytes, wait_for
 from visgate_sdk import AsyncClient, Client, ConnectionError, Retry
 
 KEY = "vg-concurrency-key-0123"
@@ -338,3 +338,14 @@ def test_threads_do_not_share_a_connection() -> None:
         assert json.loads(json.dumps(seen))  # plain data
     finally:
         echo.stop()
+
+
+def test_a_closed_client_opens_no_connection(make_client: Any) -> None:
+    with RawServer(keepalive_json_handler(lambda req, server: response_bytes(200, {"status": "ok"}))) as raw:
+        client = make_client(raw.url(), max_retries=0)
+        client.close()
+        with pytest.raises(ConnectionError) as info:
+            client.usage.get()
+        assert "closed" in str(info.value)
+        wait_for(lambda: raw.connections > 0, timeout=0.5)  # give a stray connect time to show
+        assert raw.connections == 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import builtins
 import email.utils
 import json
+import logging
 import pickle
 import socket
 import time
@@ -603,3 +604,41 @@ def test_retry_accepts_its_bounds() -> None:
     policy = Retry(total=0, backoff_factor=0.0, backoff_max=0.0, jitter=1.0, max_retry_after=0.0)
     assert policy.backoff(3) == 0.0
     assert Retry(jitter=0.0).backoff(0) == 0.5  # no jitter: exactly backoff_factor * 2**0
+
+
+def test_502_naming_a_provider_is_a_provider_error_whatever_its_code(httpserver: HTTPServer, make_client: Any) -> None:
+    answer_json(httpserver, "/generate", 502, {"error": "UPSTREAM_FAILED", "message": "x", "details": {"provider": "runway"}}, method="POST")
+    with make_client(max_retries=fast_retry(2)) as client, pytest.raises(ProviderError) as info:
+        client.generate("a cat")
+    assert info.value.provider == "runway"
+    assert len(sent(httpserver)) == 1  # the provider ran: not retried
+
+
+def test_other_5xx_naming_a_provider_stays_a_server_error(httpserver: HTTPServer, make_client: Any) -> None:
+    answer_json(httpserver, "/generate", 501, {"error": "NOT_IMPLEMENTED", "message": "x", "details": {"provider": "fal"}}, method="POST")
+    with make_client() as client, pytest.raises(ServerError):
+        client.generate("a cat")
+
+
+def test_each_retry_is_logged_with_its_number(httpserver: HTTPServer, fake_time: Any, caplog: pytest.LogCaptureFixture) -> None:
+    httpserver.expect_request(P + "/health").respond_with_handler(
+        _in_turn(
+            Response('{"error":"X"}', status=503, content_type="application/json"),
+            Response('{"error":"X"}', status=503, content_type="application/json"),
+            Response('{"status":"ok"}', status=200, content_type="application/json"),
+        )
+    )
+    caplog.set_level(logging.INFO, logger="visgate_sdk")
+    with Client("vg-k", base_url=httpserver.url_for(P), max_retries=Retry(total=2, backoff_factor=0.001, jitter=0.0)) as client:
+        client.health()
+    messages = [r.getMessage() for r in caplog.records if r.name == "visgate_sdk" and "retry" in r.getMessage()]
+    assert len(messages) == 2
+    assert "-> 503; retry 1 in 0.00s" in messages[0] and "-> 503; retry 2 in 0.00s" in messages[1]
+
+
+def test_default_retry_policy() -> None:
+    policy = Retry()
+    assert (policy.total, policy.backoff_factor, policy.backoff_max, policy.jitter, policy.max_retry_after) == (2, 0.5, 8.0, 0.25, 60.0)
+    assert policy.status_forcelist == frozenset({408, 429, 500, 502, 503, 504})
+    assert policy.retry_after_statuses == frozenset({413, 429, 503})
+    assert Retry(jitter=0.0).backoff(10) == 8.0  # capped at backoff_max

@@ -253,6 +253,8 @@ def test_deeply_nested_json_is_typed(srv: Any, status: int, expected: type, make
         b'{"error": ["x"], "message": null, "details": [1]}',
         b'{"detail": [7, {"loc": "body", "msg": {"a": 1}}]}',
         b'{"error": "E", "details": {"field": 3, "provider": null}}',
+        b'{"error": "E", "message": "m", "detail": {"reason": "not a list"}}',
+        b'{"message": "m", "detail": true}',
     ],
 )
 def test_error_bodies_of_odd_shape_are_typed(srv: Any, body: bytes, make_client: Any) -> None:

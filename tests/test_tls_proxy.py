@@ -375,18 +375,33 @@ def test_https_url_at_a_plain_http_server_is_a_tls_error(plain: Any, make_client
     assert len(plain.log) <= 1  # at most the garbled hello, never a request of ours
 
 
-def test_tls_peer_closing_a_fresh_connection_without_close_notify_is_retried(tls: TLSFiles, make_client: Any) -> None:
-    def vanish(conn: Any, server: RawServer) -> None:
-        if server.read(conn) is not None:
-            conn.close()  # SSLSocket.close() sends no close_notify: the client sees an unclean EOF
+def _vanish_after_the_request(conn: Any, server: RawServer) -> None:
+    if server.read(conn) is not None:
+        conn.close()  # SSLSocket.close() sends no close_notify: the client sees an unclean EOF
 
-    with RawServer(vanish, tls=tls.server_context()) as origin:
-        client = make_client(origin.url(host="localhost"), verify=tls.ca_path, max_retries=visgate_sdk.Retry(total=1, backoff_factor=0.001))
+
+def _vanish_during_the_handshake(conn: Any, server: RawServer) -> None:
+    conn.recv(65536)  # the ClientHello; then a plain TCP close (SSLEOFError for the client)
+    conn.close()
+
+
+@pytest.mark.parametrize("when", ["after the request", "during the handshake"])
+def test_tls_peer_closing_a_fresh_connection_without_close_notify_is_retried(tls: TLSFiles, make_client: Any, when: str) -> None:
+    if when == "after the request":
+        vanish, context = _vanish_after_the_request, tls.server_context()
+    else:
+        vanish, context = _vanish_during_the_handshake, None  # the raw socket: TLS never completes
+
+    with RawServer(vanish, tls=context) as origin:
+        client = make_client(
+            origin.url(scheme="https", host="localhost"), verify=tls.ca_path, max_retries=visgate_sdk.Retry(total=1, backoff_factor=0.001)
+        )
         with pytest.raises(ConnectionError) as info:
             client.health()
         assert not isinstance(info.value, TLSError), "an unclean close is a network failure, not a certificate problem"
         assert "2 attempts" in str(info.value)
-        assert len(origin.requests) == 2 and origin.connections == 2
+        assert origin.connections == 2
+        assert len(origin.requests) == (2 if when == "after the request" else 0)
 
 
 def test_verify_false_logs_a_warning(secure: Any, make_client: Any, caplog: pytest.LogCaptureFixture) -> None:

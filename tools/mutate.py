@@ -340,6 +340,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=None, help="seconds per mutant (default: 3x the baseline run + 10)")
     parser.add_argument("--report", default="mutation-report.txt", help="where survivors go (default: %(default)s)")
     parser.add_argument("--pytest-arg", action="append", default=[], help="extra argument for pytest (repeatable)")
+    parser.add_argument("--mutant", type=int, action="append", default=[], help="run only mutant N (repeatable; numbers from --list)")
     parser.add_argument("--list", action="store_true", help="print the mutants and exit")
     return parser.parse_args(argv)
 
@@ -365,6 +366,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     with open(os.path.join(ROOT, rel_path), "rb") as handle:
         source = handle.read()
     mutants = find_mutants(source)
+    if args.mutant:
+        mutants = [m for m in mutants if m.number in set(args.mutant)]
     chosen = select(mutants, source, args.sample, args.seed)
     if args.list:
         by_operator: Dict[str, int] = {}
