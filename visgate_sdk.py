@@ -99,6 +99,7 @@ __all__ = [
 
 import _thread
 import builtins as _builtins
+import contextlib as _contextlib
 import contextvars as _contextvars
 import functools as _functools
 import math as _math
@@ -311,7 +312,7 @@ class VisgateError(Exception):
         method, url, headers, body = self._curl
         words = ["curl", "-X", method, _shell_word(((url, False),))]
         for name, parts in headers:
-            words += ["-H", _shell_word(((name + ": ", False),) + parts)]
+            words += ["-H", _shell_word(((name + ": ", False), *parts))]
         if body is not None:
             words += ["--data-raw", _shell_word(body)]
         return " ".join(words)
@@ -669,10 +670,15 @@ class Retry:
         base = min(self.backoff_max, self.backoff_factor * 2.0 ** min(retry_number, 64))  # no float overflow
         return base * (1.0 - self.jitter * random.random())
 
-    def is_retry(self, method: str, status: int, provider_failure: bool = False) -> bool:
-        """Whether an answer may be retried. A provider's failure is retried for reads only: a
-        repeated generation would bill the failed run again."""
-        return status in self.status_forcelist and not (provider_failure and method == "POST")
+    def is_retry(self, method: str, status: int, headers: Mapping[str, str], provider_failure: bool = False) -> bool:
+        """Whether an answer may be retried: a status in ``status_forcelist``, or one in
+        ``retry_after_statuses`` that says when (``Retry-After``). A provider's failure is retried
+        for reads only: a repeated generation would bill the failed run again."""
+        if provider_failure and method == "POST":
+            return False
+        if status in self.status_forcelist:
+            return True
+        return status in self.retry_after_statuses and _retry_after_seconds(headers) is not None
 
     def delay_for(self, retry_number: int, status: Optional[int], headers: Mapping[str, str]) -> Optional[float]:
         """Seconds to sleep before the next attempt, or None to give up now."""
@@ -871,7 +877,7 @@ def _is_stale_connection(exc: BaseException) -> bool:
     # Over TLS, writing to or reading from a connection the server closed raises SSLEOFError.
     closed_tls: Tuple[Type[BaseException], ...] = (ssl.SSLEOFError, ssl.SSLZeroReturnError) if ssl is not None else ()
     return isinstance(
-        exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError) + closed_tls
+        exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError, *closed_tls)
     )
 
 
@@ -1018,6 +1024,15 @@ if hasattr(_os, "register_at_fork"):  # POSIX; gunicorn --preload, Celery prefor
     _os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+class _Pool(Dict[_Origin, "http.client.HTTPConnection"]):
+    """One thread's keep-alive connections: closed when the thread ends and its locals go."""
+
+    def __del__(self) -> None:
+        for conn in self.values():
+            with _contextlib.suppress(Exception):  # at thread exit or interpreter shutdown: no one to tell
+                conn.close()
+
+
 class _Transport:
     """HTTP/1.1 over ``http.client``: keep-alive connections per thread, one SSL context, proxies.
 
@@ -1080,7 +1095,7 @@ class _Transport:
     def _pool(self) -> Dict[_Origin, "http.client.HTTPConnection"]:
         pool: Optional[Dict[_Origin, "http.client.HTTPConnection"]] = getattr(self._local, "pool", None)
         if pool is None:
-            pool = self._local.pool = {}
+            pool = self._local.pool = _Pool()
         return pool
 
     def _connect(self, origin: _Origin) -> "http.client.HTTPConnection":
@@ -1135,10 +1150,8 @@ class _Transport:
         for conn in conns:
             sock = conn.sock
             if sock is not None:
-                try:  # wakes a thread blocked in recv() on this socket
+                with _contextlib.suppress(OSError):  # wakes a thread blocked in recv() on this socket
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
             conn.close()
 
     # -- one exchange ------------------------------------------------------
@@ -1193,6 +1206,17 @@ class _Transport:
             return True
         raise _classify_os_error(exc, origin) from exc
 
+    def _ready(self, conn: "http.client.HTTPConnection", deadline: Optional[float]) -> None:
+        """Connect if needed, within the deadline; the socket then waits no longer than what is left."""
+        if conn.sock is None:
+            conn.timeout = None if deadline is None else max(deadline - _time.monotonic(), 0.001)
+            conn.connect()
+        with self._lock:  # a concurrent close() either sees this socket, or we see it closed
+            if self.closed:
+                raise _NetworkError(ConnectionError("the client was closed during the request"), False)
+        # Connecting may have used up part of the budget: sending gets only what is left.
+        _settle_timeout(conn.sock, None if deadline is None else max(deadline - _time.monotonic(), 0.001))
+
     def _exchange(
         self,
         conn: "http.client.HTTPConnection",
@@ -1209,16 +1233,8 @@ class _Transport:
             sink.seek(0)
             sink.truncate()
         conn._visgate_clock.deadline = deadline  # type: ignore[attr-defined]
-        budget = None if deadline is None else max(deadline - _time.monotonic(), 0.001)
         try:
-            if conn.sock is None:
-                conn.timeout = budget
-                conn.connect()
-            with self._lock:  # a concurrent close() either sees this socket, or we see it closed
-                if self.closed:
-                    raise _NetworkError(ConnectionError("the client was closed during the request"), False)
-            # Connecting may have used up part of the budget: sending gets only what is left.
-            _settle_timeout(conn.sock, None if deadline is None else max(deadline - _time.monotonic(), 0.001))
+            self._ready(conn, deadline)
             proxy_headers = getattr(conn, "_visgate_proxy_headers", None)
             if proxy_headers is not None:
                 target = "%s://%s%s" % (origin.scheme, origin.netloc, target)
@@ -1228,7 +1244,11 @@ class _Transport:
         except Exception as exc:
             exc._visgate_before_status = True  # type: ignore[attr-defined]
             raise
-        data = self._read(resp, max_bytes or self._max_response_bytes, sink)
+        try:
+            data = self._read(resp, max_bytes or self._max_response_bytes, sink)
+        except BaseException:
+            resp.close()  # its reader holds the socket open until closed, whatever the connection does
+            raise
         if resp.will_close:
             self._discard(origin)
         return _Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
@@ -1659,12 +1679,12 @@ class _Session:
         self.byok: Dict[str, str] = {}
 
     def secrets(self) -> Tuple[str, ...]:
-        return (self.api_key,) + tuple(self.byok.values())
+        return (self.api_key, *tuple(self.byok.values()))
 
     def named_secrets(self) -> Tuple[Tuple[str, str], ...]:
         """The key and the BYOK keys, each with the variable ``to_curl()`` names in its place."""
         variables = {header.lower(): variable for header, _arg, variable in _BYOK_HEADERS}
-        return ((self.api_key, "VISGATE_API_KEY"),) + tuple((v, variables[h.lower()]) for h, v in self.byok.items())
+        return ((self.api_key, "VISGATE_API_KEY"), *tuple((v, variables[h.lower()]) for h, v in self.byok.items()))
 
     # -- per-call options --------------------------------------------------------------
     def timeout_for(self, timeout: Optional[float]) -> Optional[float]:
@@ -1770,7 +1790,7 @@ class _Session:
         if resp.status < 400 or call.attempts > retry.total:
             return False
         provider = call.method == "POST" and resp.status >= 500 and _is_provider_failure(resp)
-        if not retry.is_retry(call.method, resp.status, provider):
+        if not retry.is_retry(call.method, resp.status, resp.headers, provider):
             return False
         delay = retry.delay_for(call.attempts - 1, resp.status, resp.headers)
         if delay is None:  # the server asks for a longer wait than we may sleep
@@ -1788,7 +1808,8 @@ class _Session:
         if call.deadline is not None and _time.monotonic() + delay > call.deadline:
             raise _deadline_error("no time left to retry %s %s after %.2fs" % (call.method, call.url, delay), error,
                                   status_code=error.status_code, request_id=error.request_id)
-        _log("info", "%s %s failed (%s); retry %d in %.2fs", call.method, call.url, error.error_code, call.attempts, delay)
+        outcome = "-> %d" % status if status is not None else "failed (%s)" % error.error_code
+        _log("info", "%s %s %s; retry %d in %.2fs", call.method, call.url, outcome, call.attempts, delay)
         self.emit("retry", call, delay=delay, status=status, error=error, request_id=error.request_id)
         self.pause(delay)
 
@@ -1826,7 +1847,7 @@ class _Session:
                 extra = fn(event)
                 if kind == "request" and extra is not None:
                     added.update(_hook_headers(extra, call.headers))
-            except Exception as exc:  # noqa: BLE001 -- a tracing bug must not break a generation
+            except Exception as exc:
                 _log("warning", "visgate %s hook %r raised %s: %s", kind, fn, type(exc).__name__, exc)
         return added
 
@@ -4299,58 +4320,70 @@ _CLI_EXIT_API = 1
 _CLI_EXIT_USAGE = 2
 
 
+def _cli_common(p: Any) -> None:
+    p.add_argument("--api-key", help="visgate API key (default: $VISGATE_API_KEY)")
+    p.add_argument("--base-url", help="API base URL (default: $VISGATE_BASE_URL or the public API)")
+    p.add_argument("--timeout", type=float, help="per-request timeout, seconds (default: %g)" % DEFAULT_TIMEOUT)
+    p.add_argument("--json", action="store_true", help="print the raw JSON answer")
+
+
 def _cli_parser() -> Any:
     import argparse
-
-    def add_common(p: Any) -> None:
-        p.add_argument("--api-key", help="visgate API key (default: $VISGATE_API_KEY)")
-        p.add_argument("--base-url", help="API base URL (default: $VISGATE_BASE_URL or the public API)")
-        p.add_argument("--timeout", type=float, help="per-request timeout, seconds (default: %g)" % DEFAULT_TIMEOUT)
-        p.add_argument("--json", action="store_true", help="print the raw JSON answer")
 
     # The global options are accepted before and after the command; SUPPRESS keeps an
     # option given before the command from being reset by the command's parser.
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
-    add_common(common)
+    _cli_common(common)
     parser = argparse.ArgumentParser(
         prog="visgate",
         description="visgate API from the command line (key: --api-key or $VISGATE_API_KEY).",
     )
     parser.add_argument("--version", action="version", version="visgate-sdk " + __version__)
-    add_common(parser)
+    _cli_common(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
     def add_parser(name: str, helptext: str) -> Any:
         return sub.add_parser(name, help=helptext, parents=[common])
 
-    def media(name: str, helptext: str, model: str) -> Any:
+    _cli_generation_parsers(add_parser)
+    _cli_account_parsers(add_parser)
+    _cli_batch_parser(add_parser("batch", "run many generations from a file; each result is saved as it lands"))
+    vendor = sub.add_parser("vendor", help="copy this module and its bytecode into DIR (for Lambda, read-only deployments)")
+    vendor.add_argument("dir", metavar="DIR")
+    vendor.add_argument("--force", action="store_true", help="replace a different visgate_sdk.py already in DIR")
+    return parser
+
+
+def _cli_generation_parsers(add_parser: Callable[[str, str], Any]) -> None:
+    gen = add_parser("generate", "one-call image generation (POST /generate)")
+    gen.add_argument("prompt")
+    gen.add_argument("--model", default=DEFAULT_MODEL, help="model id (default: %(default)s)")
+    gen.add_argument("-o", "--output", help="save the image to this file")
+    for name, helptext, model in (("image", "generate images", DEFAULT_MODEL), ("video", "generate a video", "fal-ai/flux-pro/video")):
         cmd = add_parser(name, helptext)
         cmd.add_argument("prompt")
         cmd.add_argument("--model", default=model, help="model id (default: %(default)s)")
         cmd.add_argument("-o", "--output", help="save the result to this file")
         cmd.add_argument("--no-wait", action="store_true", help="print the request id and return at once")
         cmd.add_argument("--poll-timeout", type=float, default=600.0, help="seconds to wait for the job")
-        return cmd
-
-    gen = add_parser("generate", "one-call image generation (POST /generate)")
-    gen.add_argument("prompt")
-    gen.add_argument("--model", default=DEFAULT_MODEL, help="model id (default: %(default)s)")
-    gen.add_argument("-o", "--output", help="save the image to this file")
-    image = media("image", "generate images", DEFAULT_MODEL)
-    image.add_argument("--width", type=int, default=1024)
-    image.add_argument("--height", type=int, default=1024)
-    image.add_argument("--num-images", type=int, default=1)
-    image.add_argument("--seed", type=int)
-    image.add_argument("--negative-prompt")
-    video = media("video", "generate a video", "fal-ai/flux-pro/video")
-    video.add_argument("--duration", type=float, default=5.0, help="seconds (default: %(default)s)")
-    video.add_argument("--image-url", help="animate this image (image-to-video)")
+        if name == "image":
+            cmd.add_argument("--width", type=int, default=1024)
+            cmd.add_argument("--height", type=int, default=1024)
+            cmd.add_argument("--num-images", type=int, default=1)
+            cmd.add_argument("--seed", type=int)
+            cmd.add_argument("--negative-prompt")
+        else:
+            cmd.add_argument("--duration", type=float, default=5.0, help="seconds (default: %(default)s)")
+            cmd.add_argument("--image-url", help="animate this image (image-to-video)")
     status = add_parser("status", "status of an async request")
     status.add_argument("request_id")
     status.add_argument("--wait", action="store_true", help="poll until completed or failed")
     status.add_argument("--poll-timeout", type=float, default=600.0)
     status.add_argument("-o", "--output", help="save the output once completed")
+
+
+def _cli_account_parsers(add_parser: Callable[[str, str], Any]) -> None:
     models = add_parser("models", "list the model catalogue")
     # No choices= for values the server decides on: a new provider or period needs no new client.
     models.add_argument("--provider", help="fal, replicate, runway, ...")
@@ -4364,11 +4397,6 @@ def _cli_parser() -> Any:
     add_parser("balances", "provider balances")
     add_parser("health", "API health")
     add_parser("doctor", "check the key, network, proxy, TLS, clock and API; exit 0 when all is well")
-    _cli_batch_parser(add_parser("batch", "run many generations from a file; each result is saved as it lands"))
-    vendor = sub.add_parser("vendor", help="copy this module and its bytecode into DIR (for Lambda, read-only deployments)")
-    vendor.add_argument("dir", metavar="DIR")
-    vendor.add_argument("--force", action="store_true", help="replace a different visgate_sdk.py already in DIR")
-    return parser
 
 
 def _cli_batch_parser(cmd: Any) -> None:
@@ -4423,80 +4451,88 @@ def _cli_print(value: Any, as_json: bool, lines: List[str]) -> None:
         print("\n".join(lines))
 
 
-def _cli_run(args: Any) -> int:
-    if args.command == "doctor":  # before a Client exists: a bad key or base URL is what it reports
-        return _doctor_cli(args)
-    client = Client(args.api_key, base_url=args.base_url, timeout=args.timeout or DEFAULT_TIMEOUT)
-    with client:
-        cmd = args.command
-        if cmd == "health":
-            health = client.health()
-            _cli_print(health, args.json, ["%s: %s" % item for item in health.items()])
-        elif cmd == "generate":
-            gen = client.generate(args.prompt, model=args.model)
-            saved = gen.save(args.output) if args.output else None
-            _cli_print(gen, args.json, ["image_url: %s" % gen.image_url, "cost: %s" % gen.cost, "provider: %s" % gen.provider]
-                       + (["saved: %s" % saved] if saved else []))
-        elif cmd in ("image", "video", "status"):
-            if cmd == "status":
-                job: Union[RequestStatusResult, ImageResult, VideoResult, GenerationRequest]
-                job = GenerationRequest(args.request_id, client)
-                wait = args.wait
-            elif cmd == "image":
-                job = client.images.generate(
-                    args.model, args.prompt, width=args.width, height=args.height, num_images=args.num_images,
-                    seed=args.seed, negative_prompt=args.negative_prompt, wait=False,
-                )
-                wait = not args.no_wait
-            else:
-                job = client.videos.generate(
-                    args.model, args.prompt, duration_seconds=args.duration, image_url=args.image_url, wait=False
-                )
-                wait = not args.no_wait
-            if isinstance(job, GenerationRequest):
-                if not wait and cmd != "status":
-                    _cli_print({"request_id": job.request_id, "status": job.status}, args.json,
-                               ["request_id: %s" % job.request_id, "status: %s" % job.status])
-                    return 0
-                job = _cli_poll(client, job.request_id, args.poll_timeout) if wait else job.refresh()
-            urls = job._media_urls()
-            lines = ["url: %s" % u for u in urls]
-            if isinstance(job, RequestStatusResult):
-                lines = ["request_id: %s" % job.request_id, "status: %s" % job.status] + lines
-                if job.error_message:
-                    lines.append("error: %s" % job.error_message)
-            if getattr(args, "output", None) and urls:
-                lines.append("saved: %s" % job.save(args.output))
-            _cli_print(job, args.json, lines)
-            if isinstance(job, RequestStatusResult) and job.status == "failed":
-                return _CLI_EXIT_API
-        elif cmd == "models":
-            found = client.models.list(provider=args.provider, media_type=args.media_type, search=args.search, limit=args.limit)
-            rows = [(m.id, m.provider, m.media_type, m.name) for m in found.models]
-            # Widths from the data: model ids run to 60+ characters ("owner/model/variant/...").
-            widths = [max((len(str(row[i])) for row in rows), default=0) for i in range(3)]
-            _cli_print(found, args.json, [
-                "  ".join(str(cell).ljust(width) for cell, width in zip(row[:3], widths)) + "  " + str(row[3]) for row in rows
-            ] + ["(%d of %d)" % (len(found.models), found.total_count)])
-        elif cmd == "model":
-            info = client.models.get(args.model_id)
-            _cli_print(info, args.json, ["%s: %s" % (k, getattr(info, k)) for k in ("id", "name", "provider", "media_type", "description", "pricing")])
-        elif cmd == "usage":
-            summary = client.usage.get(args.period)
-            _cli_print(summary, args.json, [
-                "period: %s" % summary.period,
-                "requests: %d (cached %d, %.1f%%)" % (summary.total_requests, summary.cached_requests, summary.cache_hit_rate),
-                "billed: $%.4f" % summary.total_billed_cost,
-            ])
-        elif cmd == "batch":
-            return _cli_batch(client, args)
-        elif cmd == "balances":
-            balances = client.providers.balances()
-            _cli_print(balances, args.json, [
-                "%s: configured=%s available=%s remaining=%s limit=%s currency=%s"
-                % (b.provider, b.configured, b.available, b.remaining, b.limit, b.currency)
-                for b in balances.balances
-            ])
+def _cli_health(client: Client, args: Any) -> int:
+    health = client.health()
+    _cli_print(health, args.json, ["%s: %s" % item for item in health.items()])
+    return 0
+
+
+def _cli_generate(client: Client, args: Any) -> int:
+    gen = client.generate(args.prompt, model=args.model)
+    saved = gen.save(args.output) if args.output else None
+    lines = ["image_url: %s" % gen.image_url, "cost: %s" % gen.cost, "provider: %s" % gen.provider]
+    _cli_print(gen, args.json, lines + (["saved: %s" % saved] if saved else []))
+    return 0
+
+
+def _cli_job(client: Client, args: Any) -> int:
+    """``image``, ``video`` and ``status``: start (or look up) a job, wait for it unless told not to."""
+    job: Union[RequestStatusResult, ImageResult, VideoResult, GenerationRequest]
+    if args.command == "status":
+        job, wait = GenerationRequest(args.request_id, client), args.wait
+    elif args.command == "image":
+        job = client.images.generate(args.model, args.prompt, width=args.width, height=args.height, num_images=args.num_images,
+                                     seed=args.seed, negative_prompt=args.negative_prompt, wait=False)
+        wait = not args.no_wait
+    else:
+        job = client.videos.generate(args.model, args.prompt, duration_seconds=args.duration, image_url=args.image_url, wait=False)
+        wait = not args.no_wait
+    if isinstance(job, GenerationRequest):
+        if not wait and args.command != "status":
+            _cli_print({"request_id": job.request_id, "status": job.status}, args.json,
+                       ["request_id: %s" % job.request_id, "status: %s" % job.status])
+            return 0
+        job = _cli_poll(client, job.request_id, args.poll_timeout) if wait else job.refresh()
+    return _cli_job_outcome(job, args)
+
+
+def _cli_job_outcome(job: Union[RequestStatusResult, ImageResult, VideoResult], args: Any) -> int:
+    urls = job._media_urls()
+    lines = ["url: %s" % u for u in urls]
+    if isinstance(job, RequestStatusResult):
+        lines = ["request_id: %s" % job.request_id, "status: %s" % job.status, *lines]
+        if job.error_message:
+            lines.append("error: %s" % job.error_message)
+    if getattr(args, "output", None) and urls:
+        lines.append("saved: %s" % job.save(args.output))
+    _cli_print(job, args.json, lines)
+    return _CLI_EXIT_API if isinstance(job, RequestStatusResult) and job.status == "failed" else 0
+
+
+def _cli_models(client: Client, args: Any) -> int:
+    found = client.models.list(provider=args.provider, media_type=args.media_type, search=args.search, limit=args.limit)
+    rows = [(m.id, m.provider, m.media_type, m.name) for m in found.models]
+    # Widths from the data: model ids run to 60+ characters ("owner/model/variant/...").
+    widths = [max((len(str(row[i])) for row in rows), default=0) for i in range(3)]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row[:3], widths)) + "  " + str(row[3]) for row in rows]
+    _cli_print(found, args.json, [*lines, "(%d of %d)" % (len(found.models), found.total_count)])
+    return 0
+
+
+def _cli_model(client: Client, args: Any) -> int:
+    info = client.models.get(args.model_id)
+    shown = ("id", "name", "provider", "media_type", "description", "pricing")
+    _cli_print(info, args.json, ["%s: %s" % (k, getattr(info, k)) for k in shown])
+    return 0
+
+
+def _cli_usage(client: Client, args: Any) -> int:
+    summary = client.usage.get(args.period)
+    _cli_print(summary, args.json, [
+        "period: %s" % summary.period,
+        "requests: %d (cached %d, %.1f%%)" % (summary.total_requests, summary.cached_requests, summary.cache_hit_rate),
+        "billed: $%.4f" % summary.total_billed_cost,
+    ])
+    return 0
+
+
+def _cli_balances(client: Client, args: Any) -> int:
+    balances = client.providers.balances()
+    _cli_print(balances, args.json, [
+        "%s: configured=%s available=%s remaining=%s limit=%s currency=%s"
+        % (b.provider, b.configured, b.available, b.remaining, b.limit, b.currency)
+        for b in balances.balances
+    ])
     return 0
 
 
@@ -4572,43 +4608,20 @@ def _cli_vendor(dest_dir: str, force: bool) -> int:
     a read-only deployment (AWS Lambda) then loads bytecode instead of compiling on every cold start."""
     import py_compile
 
-    source = _os.path.abspath(__file__)  # visgate_sdk.py, or visgate_sdk/__init__.py when installed
     tag = _sys.implementation.cache_tag
-    if tag is None:
-        print("visgate: error: this Python (%s) caches no bytecode" % _sys.implementation.name, file=_sys.stderr)
-        return _CLI_EXIT_USAGE
     target = _os.path.join(dest_dir, "visgate_sdk.py")
-    # Not importlib.util.cache_from_source(): PYTHONPYCACHEPREFIX would move the pyc out of DIR.
-    cache_dir = _os.path.join(dest_dir, "__pycache__")
-    pyc = _os.path.join(cache_dir, "visgate_sdk.%s.pyc" % tag)
-    if _os.path.exists(dest_dir) and not _os.path.isdir(dest_dir):
-        print("visgate: error: %s is not a directory" % dest_dir, file=_sys.stderr)
-        return _CLI_EXIT_USAGE
-    with open(source, "rb") as f:
+    with open(_os.path.abspath(__file__), "rb") as f:  # visgate_sdk.py, or visgate_sdk/__init__.py when installed
         code = f.read()
-    if _os.path.exists(target) and _os.path.samefile(target, source):
-        # An unchecked pyc beside the working copy would hide every later edit of it.
-        print("visgate: error: %s is this module's own source; vendor into a build directory" % target, file=_sys.stderr)
+    problem, same = _vendor_problem(dest_dir, target, code, force)
+    if problem is None and tag is None:
+        problem = "this Python (%s) caches no bytecode" % _sys.implementation.name
+    if problem is not None:
+        print("visgate: error: %s" % problem, file=_sys.stderr)
         return _CLI_EXIT_USAGE
-    same = False
-    if _os.path.exists(target):
-        with open(target, "rb") as f:
-            same = f.read() == code
-        if not same and not force:
-            print("visgate: error: %s exists and differs from this visgate_sdk %s; use --force to replace it"
-                  % (target, __version__), file=_sys.stderr)
-            return _CLI_EXIT_USAGE
+    # Not importlib.util.cache_from_source(): PYTHONPYCACHEPREFIX would move the pyc out of DIR.
+    pyc = _os.path.join(dest_dir, "__pycache__", "visgate_sdk.%s.pyc" % tag)
     try:
-        _os.makedirs(dest_dir, exist_ok=True)
-        if not same:
-            tmp = target + ".tmp"
-            with open(tmp, "wb") as out:
-                out.write(code)
-            _os.replace(tmp, target)
-            # Unchecked pycs of the old source for other Pythons would still be trusted: remove them.
-            for name in _os.listdir(cache_dir) if _os.path.isdir(cache_dir) else ():
-                if name.startswith("visgate_sdk.") and name.endswith(".pyc"):
-                    _os.unlink(_os.path.join(cache_dir, name))
+        _vendor_write(dest_dir, target, code, same)
         py_compile.compile(target, cfile=pyc, doraise=True, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
     except (OSError, py_compile.PyCompileError) as exc:
         print("visgate: error: cannot vendor into %s: %s" % (dest_dir, exc), file=_sys.stderr)
@@ -4621,6 +4634,59 @@ def _cli_vendor(dest_dir: str, force: bool) -> int:
     print("Build with the Lambda runtime's Python version, e.g. python%d.%d -m visgate_sdk vendor %s"
           % (_sys.version_info[0], _sys.version_info[1], dest_dir))
     return 0
+
+
+def _vendor_problem(dest_dir: str, target: str, code: bytes, force: bool) -> Tuple[Optional[str], bool]:
+    """(why not to vendor into ``dest_dir``, or None; whether ``target`` already is this source)."""
+    if _os.path.exists(dest_dir) and not _os.path.isdir(dest_dir):
+        return "%s is not a directory" % dest_dir, False
+    if not _os.path.exists(target):
+        return None, False
+    if _os.path.samefile(target, _os.path.abspath(__file__)):
+        # An unchecked pyc beside the working copy would hide every later edit of it.
+        return "%s is this module's own source; vendor into a build directory" % target, False
+    with open(target, "rb") as f:
+        same = f.read() == code
+    if not same and not force:
+        return "%s exists and differs from this visgate_sdk %s; use --force to replace it" % (target, __version__), False
+    return None, same
+
+
+def _vendor_write(dest_dir: str, target: str, code: bytes, same: bool) -> None:
+    _os.makedirs(dest_dir, exist_ok=True)
+    if same:
+        return
+    tmp = target + ".tmp"
+    with open(tmp, "wb") as out:
+        out.write(code)
+    _os.replace(tmp, target)
+    # Unchecked pycs of the old source for other Pythons would still be trusted: remove them.
+    cache_dir = _os.path.join(dest_dir, "__pycache__")
+    for name in _os.listdir(cache_dir) if _os.path.isdir(cache_dir) else ():
+        if name.startswith("visgate_sdk.") and name.endswith(".pyc"):
+            _os.unlink(_os.path.join(cache_dir, name))
+
+
+_CLI_COMMANDS: Dict[str, Callable[[Client, Any], int]] = {
+    "health": _cli_health,
+    "generate": _cli_generate,
+    "image": _cli_job,
+    "video": _cli_job,
+    "status": _cli_job,
+    "models": _cli_models,
+    "model": _cli_model,
+    "usage": _cli_usage,
+    "balances": _cli_balances,
+    "batch": _cli_batch,
+}
+
+
+def _cli_run(args: Any) -> int:
+    if args.command == "doctor":  # before a Client exists: a bad key or base URL is what it reports
+        return _doctor_cli(args)
+    client = Client(args.api_key, base_url=args.base_url, timeout=args.timeout or DEFAULT_TIMEOUT)
+    with client:
+        return _CLI_COMMANDS[args.command](client, args)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

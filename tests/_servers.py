@@ -6,21 +6,15 @@ Used by the fault, security, TLS/proxy, property and concurrency tests. Everythi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import ssl
 import struct
-import sys
 import threading
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-import pytest  # noqa: E402
 
 # -- raw HTTP parsing ---------------------------------------------------------------------
 
@@ -90,10 +84,8 @@ def response_bytes(
 
 def reset(sock: socket.socket) -> None:
     """Close with a TCP RST instead of a FIN."""
-    try:
+    with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
     sock.close()
 
 
@@ -153,10 +145,8 @@ class RawServer:
         except (OSError, ValueError):
             pass
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 conn.close()
-            except OSError:
-                pass
 
     def read(self, conn: socket.socket, rfile: Any = None) -> Optional[Request]:
         """Read one request from ``conn`` (or its file ``rfile``) and record it."""
@@ -180,14 +170,10 @@ class RawServer:
         with self.lock:
             socks = list(self._socks)
         for s in socks:
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            try:
+            with contextlib.suppress(OSError):
                 s.close()
-            except OSError:
-                pass
         for t in self._threads:
             t.join(2)
 
@@ -303,10 +289,8 @@ class Proxy:
                 pass
             finally:
                 for s in (src, dst):
-                    try:
+                    with contextlib.suppress(OSError):
                         s.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
 
         t = threading.Thread(target=copy, args=(b, a), daemon=True)
         t.start()

@@ -1,25 +1,44 @@
-"""Shared fixtures: the repo root on sys.path, a clean environment, clients wired to a
-real loopback HTTP server (pytest-httpserver), and a clock whose ``sleep`` only records."""
+"""Shared fixtures, the one set every test file uses.
+
+- ``_clean_env`` (autouse): no test sees the developer's key, base URL, log level, proxies or CA.
+- ``make_client`` / ``make_async_client``: clients aimed at a loopback server, closed after the test.
+  Defaults: ``TEST_API_KEY``, fast retries, ``httpserver`` under ``/api/v1``; a test module
+  may set ``CLIENT_DEFAULTS = {...}`` (e.g. its own key, ``max_retries=0``, ``timeout=5.0``).
+- ``client``: ``make_client()``; ``tserver``: a multi-threaded pytest-httpserver.
+- ``point_env`` / ``env_server`` / ``env_emulator``: ``VISGATE_BASE_URL`` and ``VISGATE_API_KEY`` aimed at a server.
+- ``emulator``: the local visgate emulator (module-scoped).
+- ``tls``: a throwaway CA (trustme) with server certificates (session-scoped).
+- ``fake_time``: the SDK's sleeps only recorded.
+
+The repository root is importable through pytest's ``pythonpath = ["."]``; ``tests`` is a
+package, so helpers are imported as ``from tests._servers import ...``.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
-import sys
 import time
-from typing import Any, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if sys.path[:1] != [ROOT]:
-    sys.path.insert(0, ROOT)
+import pytest
+from pytest_httpserver import HTTPServer
 
-import pytest  # noqa: E402
-from pytest_httpserver import HTTPServer  # noqa: E402
-
-import visgate_sdk  # noqa: E402
-from visgate_sdk import Client, Retry  # noqa: E402
+import visgate_sdk
+from tests._servers import TLSFiles
+from visgate_emulator import DEMO_API_KEY, Emulator
+from visgate_sdk import AsyncClient, Client, Retry
 
 TEST_API_KEY = "vg-test-key-0123456789"
 API_PREFIX = "/api/v1"
+
+# The public exception classes, from ``__all__`` only (no second list to keep in sync).
+EXCEPTION_NAMES = [
+    name
+    for name in visgate_sdk.__all__
+    if isinstance(getattr(visgate_sdk, name), type) and issubclass(getattr(visgate_sdk, name), visgate_sdk.VisgateError)
+]
+EXCEPTIONS = [getattr(visgate_sdk, name) for name in EXCEPTION_NAMES]
 
 # Every variable that could steer a client under test somewhere else (and any VISGATE_*).
 _ENV_VARS = (
@@ -57,22 +76,59 @@ def fast_retry(total: int = 2) -> Retry:
     return Retry(total=total, backoff_factor=0.001)
 
 
-@pytest.fixture
-def make_client(httpserver: HTTPServer) -> Iterator[Any]:
-    """``make_client(**kwargs)``: a Client aimed at ``httpserver`` with fast retries; closed after the test."""
-    made: List[Client] = []
+Target = Union[None, str, HTTPServer]
 
-    def make(server: HTTPServer = httpserver, **kwargs: Any) -> Client:
-        kwargs.setdefault("api_key", TEST_API_KEY)
-        kwargs.setdefault("base_url", server.url_for(API_PREFIX))
-        kwargs.setdefault("max_retries", fast_retry())
-        client = Client(**kwargs)
-        made.append(client)
+
+def base_url(target: Union[str, HTTPServer]) -> str:
+    """A server's API base URL (``/api/v1`` on a pytest-httpserver); a string is already one."""
+    return target if isinstance(target, str) else target.url_for(API_PREFIX)
+
+
+class ClientFactory:
+    """``factory(target=None, **kwargs)``: a client of ``cls`` aimed at ``target``; all closed by ``close_all()``.
+
+    ``target`` is a pytest-httpserver (its ``/api/v1``), a base URL string, or None for the
+    test's ``httpserver``.
+    """
+
+    def __init__(self, cls: Any, request: pytest.FixtureRequest) -> None:
+        self.cls = cls
+        self.request = request
+        self.defaults: Dict[str, Any] = {"api_key": TEST_API_KEY, "max_retries": fast_retry()}
+        self.defaults.update(getattr(request.module, "CLIENT_DEFAULTS", {}))
+        self.made: List[Any] = []
+
+    def __call__(self, target: Target = None, **kwargs: Any) -> Any:
+        for name, value in self.defaults.items():
+            kwargs.setdefault(name, value)
+        if "base_url" not in kwargs:
+            kwargs["base_url"] = base_url(target if target is not None else self.request.getfixturevalue("httpserver"))
+        client = self.cls(**kwargs)
+        self.made.append(client)
         return client
 
-    yield make
-    for client in made:
-        client.close()
+    def close_all(self) -> None:
+        for client in self.made:
+            if isinstance(client, AsyncClient):
+                asyncio.run(client.close())
+            else:
+                client.close()
+
+
+@pytest.fixture
+def make_client(request: pytest.FixtureRequest) -> Iterator[Callable[..., Client]]:
+    """``make_client(target=None, **kwargs)``: a ``Client``, closed after the test (see the module docstring)."""
+    factory = ClientFactory(Client, request)
+    yield factory
+    factory.close_all()
+
+
+@pytest.fixture
+def make_async_client(request: pytest.FixtureRequest) -> Iterator[Callable[..., AsyncClient]]:
+    """``make_async_client(target=None, **kwargs)``: an ``AsyncClient``, closed after the test."""
+    factory = ClientFactory(AsyncClient, request)
+    yield factory
+    factory.close_all()
 
 
 @pytest.fixture
@@ -96,6 +152,53 @@ def tserver(_threaded_server: HTTPServer) -> HTTPServer:
     """A multi-threaded pytest-httpserver: for slow handlers and concurrent requests."""
     _threaded_server.clear()
     return _threaded_server
+
+
+# -- the environment a user sets -------------------------------------------------------
+
+
+@pytest.fixture
+def point_env(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """``point_env(target, api_key=TEST_API_KEY)``: set ``VISGATE_BASE_URL`` (and the key; None unsets it)."""
+
+    def point(target: Union[str, HTTPServer], api_key: Optional[str] = TEST_API_KEY) -> None:
+        monkeypatch.setenv("VISGATE_BASE_URL", base_url(target))
+        if api_key is None:
+            monkeypatch.delenv("VISGATE_API_KEY", raising=False)
+        else:
+            monkeypatch.setenv("VISGATE_API_KEY", api_key)
+
+    return point
+
+
+@pytest.fixture
+def env_server(httpserver: HTTPServer, point_env: Any) -> HTTPServer:
+    """``httpserver``, with ``VISGATE_API_KEY=TEST_API_KEY`` and ``VISGATE_BASE_URL`` aimed at it."""
+    point_env(httpserver)
+    return httpserver
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Emulator]:
+    """The local visgate emulator on a free loopback port."""
+    with Emulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+def env_emulator(emulator: Emulator, point_env: Any) -> Emulator:
+    """``emulator``, with ``VISGATE_API_KEY`` (its demo key) and ``VISGATE_BASE_URL`` aimed at it."""
+    point_env(emulator.base_url, DEMO_API_KEY)
+    return emulator
+
+
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
+    """A throwaway CA: ``tls.ca_path`` (PEM bundle), ``tls.server_context(*hosts)``, ``tls.client_context()``."""
+    return TLSFiles(str(tmp_path_factory.mktemp("tls")))
+
+
+# -- time ---------------------------------------------------------------------------------
 
 
 class FakeTime:

@@ -17,7 +17,6 @@ from werkzeug import Request, Response
 
 import visgate_sdk
 from visgate_sdk import (
-    ApiKeyInfo,
     AsyncClient,
     AsyncGenerationRequest,
     AuthenticationError,
@@ -34,7 +33,6 @@ from visgate_sdk import (
     ProviderKeysResponse,
     ProviderValidationResult,
     RequestStatusResult,
-    Retry,
     UsageSummary,
     ValidationError,
     VideoResult,
@@ -43,17 +41,13 @@ from visgate_sdk import (
 P = "/api/v1"
 UA = "visgate-sdk-python/" + visgate_sdk.__version__
 
+CLIENT_DEFAULTS = {"api_key": "vg-async-key"}  # for make_client / make_async_client
+
 RESOURCES = ["images", "videos", "requests", "models", "usage", "providers", "auth", "api_keys", "billing"]
 
 
 def sent(server: HTTPServer) -> List[Request]:
     return [req for req, _ in server.log]
-
-
-def aclient(server: HTTPServer, **kwargs: Any) -> AsyncClient:
-    kwargs.setdefault("base_url", server.url_for(P))
-    kwargs.setdefault("max_retries", Retry(total=2, backoff_factor=0.001))
-    return AsyncClient(kwargs.pop("api_key", "vg-async-key"), **kwargs)
 
 
 def run(coro: Any) -> Any:
@@ -133,12 +127,12 @@ CASES = [
 
 @pytest.mark.parametrize("name,call,method,path,answer,rtype", CASES, ids=[c[0] for c in CASES])
 def test_every_async_method_matches_the_sync_one(
-    httpserver: HTTPServer, name: str, call: Any, method: str, path: str, answer: Any, rtype: Type[Any]
+    httpserver: HTTPServer, name: str, call: Any, method: str, path: str, answer: Any, rtype: Type[Any], make_async_client: Any
 ) -> None:
     httpserver.expect_request(P + path, method=method).respond_with_json(answer)
 
     async def main() -> Any:
-        async with aclient(httpserver, fal_key="fal-k") as client:
+        async with make_async_client(fal_key="fal-k") as client:
             pending = call(client)
             assert inspect.isawaitable(pending)
             return await pending
@@ -158,11 +152,11 @@ def test_every_async_method_matches_the_sync_one(
     assert ("Idempotency-Key" in a_req.headers) == (method == "POST")
 
 
-def test_async_errors_are_the_same_types(httpserver: HTTPServer) -> None:
+def test_async_errors_are_the_same_types(httpserver: HTTPServer, make_async_client: Any) -> None:
     httpserver.expect_request(P + "/auth/me").respond_with_json({"error": "AUTHENTICATION_ERROR", "message": "bad key"}, status=401)
 
     async def main() -> None:
-        async with aclient(httpserver) as client:
+        async with make_async_client() as client:
             await client.auth.me()
 
     with pytest.raises(AuthenticationError) as info:
@@ -171,9 +165,9 @@ def test_async_errors_are_the_same_types(httpserver: HTTPServer) -> None:
     assert len(sent(httpserver)) == 1
 
 
-def test_async_bad_input_fails_before_sending(httpserver: HTTPServer) -> None:
+def test_async_bad_input_fails_before_sending(httpserver: HTTPServer, make_async_client: Any) -> None:
     async def main() -> None:
-        async with aclient(httpserver) as client:
+        async with make_async_client() as client:
             with pytest.raises(ValidationError) as info:
                 await client.images.generate("m/x", "a cat", num_images=0)
             assert info.value.field == "num_images"
@@ -200,6 +194,13 @@ def test_async_missing_key(httpserver: HTTPServer) -> None:
     assert "Authorization" not in sent(httpserver)[0].headers
 
 
+def test_async_max_retries_is_the_given_count() -> None:
+    assert AsyncClient(api_key="vg-k", max_retries=3).max_retries == 3
+    assert AsyncClient(api_key="vg-k", max_retries=0).max_retries == 0
+    assert AsyncClient(api_key="vg-k").max_retries == visgate_sdk.DEFAULT_MAX_RETRIES
+    assert AsyncClient(api_key="vg-k", max_retries=visgate_sdk.Retry(total=5)).max_retries == 5
+
+
 def test_bad_max_concurrency() -> None:
     for bad in (0, -1, True, 2.5):
         with pytest.raises(ValidationError) as info:
@@ -210,9 +211,8 @@ def test_bad_max_concurrency() -> None:
 # -- configuration, lifecycle ---------------------------------------------------------
 
 
-def test_async_env_fallback_and_repr(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("VISGATE_API_KEY", "vg-ENV-SECRET")
-    monkeypatch.setenv("VISGATE_BASE_URL", httpserver.url_for(P))
+def test_async_env_fallback_and_repr(httpserver: HTTPServer, point_env: Any) -> None:
+    point_env(httpserver, "vg-ENV-SECRET")
     httpserver.expect_request(P + "/auth/me").respond_with_json({"role": "r"})
     client = AsyncClient(fal_key="fal-SECRET", max_retries=0)
     assert client.base_url == httpserver.url_for(P)
@@ -228,11 +228,11 @@ def test_async_env_fallback_and_repr(httpserver: HTTPServer, monkeypatch: pytest
     assert sent(httpserver)[0].headers["Authorization"] == "Bearer vg-ENV-SECRET"
 
 
-def test_async_with_returns_the_client_and_closes(httpserver: HTTPServer) -> None:
+def test_async_with_returns_the_client_and_closes(httpserver: HTTPServer, make_async_client: Any) -> None:
     httpserver.expect_request(P + "/health").respond_with_json({"status": "ok"})
 
     async def main() -> None:
-        client = aclient(httpserver)
+        client = make_async_client()
         async with client as entered:
             assert entered is client
             await client.health()
@@ -243,11 +243,11 @@ def test_async_with_returns_the_client_and_closes(httpserver: HTTPServer) -> Non
     assert len(sent(httpserver)) == 1
 
 
-def test_await_close(httpserver: HTTPServer) -> None:
+def test_await_close(httpserver: HTTPServer, make_async_client: Any) -> None:
     httpserver.expect_request(P + "/health").respond_with_json({"status": "ok"})
 
     async def main() -> None:
-        client = aclient(httpserver)
+        client = make_async_client()
         assert (await client.health())["status"] == "ok"
         result = client.close()
         assert inspect.isawaitable(result)
@@ -260,9 +260,9 @@ def test_await_close(httpserver: HTTPServer) -> None:
     assert len(sent(httpserver)) == 1
 
 
-def test_close_before_any_call(httpserver: HTTPServer) -> None:
+def test_close_before_any_call(httpserver: HTTPServer, make_async_client: Any) -> None:
     async def main() -> None:
-        client = aclient(httpserver)
+        client = make_async_client()
         await client.close()
         with pytest.raises(visgate_sdk.ConnectionError):
             await client.health()
@@ -271,11 +271,11 @@ def test_close_before_any_call(httpserver: HTTPServer) -> None:
     assert httpserver.log == []
 
 
-def test_async_set_provider_headers(httpserver: HTTPServer) -> None:
+def test_async_set_provider_headers(httpserver: HTTPServer, make_async_client: Any) -> None:
     httpserver.expect_request(P + "/health").respond_with_json({"status": "ok"})
 
     async def main() -> None:
-        async with aclient(httpserver, fal_key="fal-1", replicate_key="r8-1") as client:
+        async with make_async_client(fal_key="fal-1", replicate_key="r8-1") as client:
             await client.health()
             client.set_provider_headers(runway_key="rw-2")
             await client.health()
@@ -319,7 +319,7 @@ def _status_sequence(*statuses: str, **last_extra: Any) -> Callable[[Request], R
 
 
 @pytest.mark.parametrize("kind", ["images", "videos"])
-def test_wait_false_gives_async_handle_that_waits(httpserver: HTTPServer, kind: str) -> None:
+def test_wait_false_gives_async_handle_that_waits(httpserver: HTTPServer, kind: str, make_async_client: Any) -> None:
     httpserver.expect_request(P + "/%s/generate" % kind, method="POST").respond_with_json(
         {"request_id": "areq-1", "status": "pending"}, status=202
     )
@@ -328,7 +328,7 @@ def test_wait_false_gives_async_handle_that_waits(httpserver: HTTPServer, kind: 
     )
 
     async def main() -> Any:
-        async with aclient(httpserver) as client:
+        async with make_async_client() as client:
             handle = await getattr(client, kind).generate("m/x", "a cat", wait=False)
             assert isinstance(handle, AsyncGenerationRequest)
             assert handle.request_id == "areq-1" and handle.status == "pending"
@@ -343,14 +343,14 @@ def test_wait_false_gives_async_handle_that_waits(httpserver: HTTPServer, kind: 
     assert [r.method for r in reqs] == ["POST", "GET", "GET", "GET"]
 
 
-def test_async_handle_refresh(httpserver: HTTPServer) -> None:
+def test_async_handle_refresh(httpserver: HTTPServer, make_async_client: Any) -> None:
     httpserver.expect_request(P + "/images/generate", method="POST").respond_with_json(
         {"request_id": "areq-1", "status": "pending"}, status=202
     )
     httpserver.expect_request(P + "/requests/areq-1").respond_with_handler(_status_sequence("processing"))
 
     async def main() -> Any:
-        async with aclient(httpserver) as client:
+        async with make_async_client() as client:
             handle = await client.images.generate("m/x", "a cat", wait=False)
             result = await handle.refresh()
             return handle, result
@@ -359,11 +359,11 @@ def test_async_handle_refresh(httpserver: HTTPServer) -> None:
     assert result.status == "processing" and handle.status == "processing"
 
 
-def test_async_polling_timeout(httpserver: HTTPServer) -> None:
+def test_async_polling_timeout(httpserver: HTTPServer, make_async_client: Any) -> None:
     httpserver.expect_request(P + "/requests/areq-1").respond_with_handler(_status_sequence("processing"))
 
     async def main() -> None:
-        async with aclient(httpserver) as client:
+        async with make_async_client() as client:
             # wait_for only guards the suite against a hang; the SDK's own deadline must fire first.
             await asyncio.wait_for(client.requests.get("areq-1", wait=True, timeout=0.2, poll_interval=0.02), 20)
 
@@ -374,14 +374,14 @@ def test_async_polling_timeout(httpserver: HTTPServer) -> None:
     assert len(sent(httpserver)) >= 2
 
 
-def test_async_handle_wait_timeout(httpserver: HTTPServer) -> None:
+def test_async_handle_wait_timeout(httpserver: HTTPServer, make_async_client: Any) -> None:
     httpserver.expect_request(P + "/videos/generate", method="POST").respond_with_json(
         {"request_id": "areq-1", "status": "pending"}, status=202
     )
     httpserver.expect_request(P + "/requests/areq-1").respond_with_handler(_status_sequence("pending"))
 
     async def main() -> None:
-        async with aclient(httpserver) as client:
+        async with make_async_client() as client:
             handle = await client.videos.generate("m/v", "a cat", wait=False)
             await asyncio.wait_for(handle.wait(timeout=0.15, poll_interval=0.02), 20)
 
@@ -390,13 +390,13 @@ def test_async_handle_wait_timeout(httpserver: HTTPServer) -> None:
     assert info.value.request_id == "areq-1" and info.value.last_status == "pending"
 
 
-def test_async_polling_failed_job(httpserver: HTTPServer) -> None:
+def test_async_polling_failed_job(httpserver: HTTPServer, make_async_client: Any) -> None:
     httpserver.expect_request(P + "/requests/areq-1").respond_with_handler(
         _status_sequence("processing", "failed", error_message="content policy")
     )
 
     async def main() -> Any:
-        async with aclient(httpserver) as client:
+        async with make_async_client() as client:
             return await client.requests.get("areq-1", wait=True, timeout=10, poll_interval=0.01)
 
     result = run(main())
@@ -422,7 +422,7 @@ class LoopGuard:
         return getattr(time, name)
 
 
-def test_polling_does_not_block_the_event_loop(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_polling_does_not_block_the_event_loop(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch, make_async_client: Any) -> None:
     guard = LoopGuard()
     monkeypatch.setattr(visgate_sdk, "_time", guard)
     httpserver.expect_request(P + "/requests/areq-1").respond_with_handler(
@@ -436,7 +436,7 @@ def test_polling_does_not_block_the_event_loop(httpserver: HTTPServer, monkeypat
             await asyncio.sleep(0)
             order.append("other")
 
-        async with aclient(httpserver) as client:
+        async with make_async_client() as client:
             async def poll() -> None:
                 await client.requests.get("areq-1", wait=True, timeout=10, poll_interval=0.02)
                 order.append("poll")

@@ -4,11 +4,13 @@ input validation before sending, and client configuration."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import threading
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable, Dict, List
 from urllib.parse import parse_qsl
 
@@ -17,8 +19,10 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 import visgate_sdk
+from tests.conftest import fast_retry
 from visgate_sdk import (
     ApiKeyInfo,
+    AsyncClient,
     AuthenticationError,
     AuthInfo,
     BillingInfo,
@@ -83,10 +87,6 @@ def in_turn(*answers: Response) -> Callable[[Request], Response]:
         return resp
 
     return handler
-
-
-def fast(total: int = 2) -> Retry:
-    return Retry(total=total, backoff_factor=0.001)
 
 
 def without_hanging(fn: Callable[[], Any], limit: float = 20.0) -> Any:
@@ -781,17 +781,16 @@ def _slow(seconds: float, payload: Any) -> Callable[[Request], Response]:
 
 def test_per_call_timeout_overrides_client_timeout(tserver: HTTPServer) -> None:
     tserver.expect_request(P + "/health").respond_with_handler(_slow(0.5, {"status": "ok"}))
-    with Client("vg-k", base_url=tserver.url_for(P), timeout=30, max_retries=0) as client:
-        with pytest.raises(visgate_sdk.TimeoutError) as info:
-            client.health(timeout=0.1)
+    client = Client("vg-k", base_url=tserver.url_for(P), timeout=30, max_retries=0)
+    with client, pytest.raises(visgate_sdk.TimeoutError) as info:
+        client.health(timeout=0.1)
     assert isinstance(info.value, visgate_sdk.VisgateError)
 
 
 def test_per_call_timeout_on_a_post(tserver: HTTPServer) -> None:
     tserver.expect_request(P + "/generate", method="POST").respond_with_handler(_slow(0.5, GENERATE_ANSWER))
-    with Client("vg-k", base_url=tserver.url_for(P), timeout=30, max_retries=0) as client:
-        with pytest.raises(visgate_sdk.TimeoutError):
-            client.generate("a cat", timeout=0.1)
+    with Client("vg-k", base_url=tserver.url_for(P), timeout=30, max_retries=0) as client, pytest.raises(visgate_sdk.TimeoutError):
+        client.generate("a cat", timeout=0.1)
 
 
 def test_per_call_timeout_can_be_longer_than_the_client_timeout(tserver: HTTPServer) -> None:
@@ -885,11 +884,14 @@ def test_requests_get_wait_true_failed(httpserver: HTTPServer, client: Client) -
 
 
 def test_polling_never_waits_for_a_slow_status_call_past_its_deadline(tserver: HTTPServer) -> None:
-    # Each status GET takes longer than the whole polling budget: the GET itself is cut off.
-    tserver.expect_request(P + "/requests/req-1").respond_with_handler(_slow(0.6, {"request_id": "req-1", "status": "pending"}))
-    with Client("vg-k", base_url=tserver.url_for(P), timeout=30, max_retries=0) as client:
-        with pytest.raises(visgate_sdk.TimeoutError):
-            without_hanging(lambda: client.requests.get("req-1", wait=True, timeout=0.2, poll_interval=0.05))
+    # Each status GET takes far longer than the whole polling budget: the GET itself is cut off.
+    tserver.expect_request(P + "/requests/req-1").respond_with_handler(_slow(5.0, {"request_id": "req-1", "status": "pending"}))
+    client = Client("vg-k", base_url=tserver.url_for(P), timeout=30, max_retries=0)
+    started = time.monotonic()
+    with client, pytest.raises(visgate_sdk.TimeoutError):
+        without_hanging(lambda: client.requests.get("req-1", wait=True, timeout=0.2, poll_interval=0.05))
+    elapsed = time.monotonic() - started
+    assert elapsed < 2.5, "polling with timeout=0.2 waited %.1fs for a 5 s status call" % elapsed
 
 
 # -- idempotency ---------------------------------------------------------------------
@@ -899,7 +901,7 @@ def test_all_attempts_of_one_post_share_one_idempotency_key(httpserver: HTTPServ
     httpserver.expect_request(P + "/generate", method="POST").respond_with_handler(
         in_turn(json_response({"error": "UNAVAILABLE"}, 503), json_response({"error": "UNAVAILABLE"}, 503), json_response(GENERATE_ANSWER))
     )
-    client = make_client(max_retries=fast(2))
+    client = make_client(max_retries=fast_retry(2))
     assert client.generate("a cat").id == "gen_123"
     keys = [r.headers.get("Idempotency-Key") for r in sent(httpserver)]
     assert len(keys) == 3
@@ -945,7 +947,7 @@ def test_user_idempotency_key_is_kept_across_retries(httpserver: HTTPServer, mak
     httpserver.expect_request(P + "/images/generate", method="POST").respond_with_handler(
         in_turn(json_response({}, 502), json_response({"id": "i", "images": []}))
     )
-    make_client(max_retries=fast(1)).images.generate("m/x", "a cat", idempotency_key="mine-1")
+    make_client(max_retries=fast_retry(1)).images.generate("m/x", "a cat", idempotency_key="mine-1")
     assert [r.headers.get("Idempotency-Key") for r in sent(httpserver)] == ["mine-1", "mine-1"]
 
 
@@ -1124,27 +1126,24 @@ def test_no_api_key_public_endpoints_work_without_authorization(httpserver: HTTP
     ],
 )
 def test_no_api_key_authenticated_call_fails_before_sending(httpserver: HTTPServer, call: Any) -> None:
-    with Client(base_url=httpserver.url_for(P), fal_key="fal-k") as client:
-        with pytest.raises(AuthenticationError) as info:
-            call(client)
+    with Client(base_url=httpserver.url_for(P), fal_key="fal-k") as client, pytest.raises(AuthenticationError) as info:
+        call(client)
     assert info.value.status_code is None
     assert "VISGATE_API_KEY" in info.value.message
     assert httpserver.log == []
 
 
 def test_blank_api_key_counts_as_missing(httpserver: HTTPServer) -> None:
-    with Client(api_key="   ", base_url=httpserver.url_for(P)) as client:
-        with pytest.raises(AuthenticationError):
-            client.auth.me()
+    with Client(api_key="   ", base_url=httpserver.url_for(P)) as client, pytest.raises(AuthenticationError):
+        client.auth.me()
     assert httpserver.log == []
 
 
 # -- configuration ----------------------------------------------------------------
 
 
-def test_env_api_key_and_base_url(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("VISGATE_API_KEY", "vg-from-env")
-    monkeypatch.setenv("VISGATE_BASE_URL", httpserver.url_for(P))
+def test_env_api_key_and_base_url(httpserver: HTTPServer, point_env: Any) -> None:
+    point_env(httpserver, "vg-from-env")
     httpserver.expect_request(P + "/auth/me").respond_with_json({"role": "api-key"})
     with Client(max_retries=0) as client:
         assert client.api_key == "vg-from-env"
@@ -1153,9 +1152,8 @@ def test_env_api_key_and_base_url(httpserver: HTTPServer, monkeypatch: pytest.Mo
     assert only(httpserver).headers["Authorization"] == "Bearer vg-from-env"
 
 
-def test_arguments_beat_environment(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("VISGATE_API_KEY", "vg-from-env")
-    monkeypatch.setenv("VISGATE_BASE_URL", "https://wrong.invalid/api/v1")
+def test_arguments_beat_environment(httpserver: HTTPServer, point_env: Any) -> None:
+    point_env("https://wrong.invalid/api/v1", "vg-from-env")
     httpserver.expect_request(P + "/auth/me").respond_with_json({"role": "api-key"})
     with Client(api_key="vg-explicit", base_url=httpserver.url_for(P), max_retries=0) as client:
         client.auth.me()
@@ -1275,3 +1273,74 @@ def test_results_are_dataclasses_with_raw_out_of_equality() -> None:
     b = ImageResult.from_dict({"id": "i", "images": ["u"], "x": 2})
     assert a == b and a.raw != b.raw
     assert "raw" not in repr(a)
+
+
+# -- documented limits and defaults ---------------------------------------------------
+
+
+def test_images_smallest_size_is_sent_and_zero_is_refused(httpserver: HTTPServer, client: Client) -> None:
+    httpserver.expect_request(P + "/images/generate", method="POST").respond_with_json(IMAGE_ANSWER)
+    client.images.generate("m/x", "a dot", width=1, height=1)
+    assert (body(only(httpserver))["width"], body(only(httpserver))["height"]) == (1, 1)
+    for kwargs in ({"width": 0}, {"height": 0}, {"width": -1}):
+        with pytest.raises(ValidationError) as info:
+            client.images.generate("m/x", "a dot", **kwargs)
+        assert info.value.field == next(iter(kwargs))
+    assert len(sent(httpserver)) == 1
+
+
+def _readme_configuration_table() -> Dict[str, str]:
+    """README's "Configuration" table: parameter -> the default column, without backticks."""
+    readme = (Path(visgate_sdk.__file__).resolve().parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    rows: Dict[str, str] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and cells[0].startswith("`"):
+            rows[cells[0].strip("`")] = cells[1]
+    return rows
+
+
+def test_readme_configuration_table_matches_the_code() -> None:
+    table = _readme_configuration_table()
+    assert {"api_key", "base_url", "timeout", "max_retries", "verify", "trust_env", "max_concurrency"} <= set(table)
+    sync = inspect.signature(Client).parameters
+    concurrency = inspect.signature(AsyncClient).parameters["max_concurrency"].default
+    for name, documented in table.items():
+        if name == "max_concurrency":
+            actual: Any = concurrency
+        elif name == "api_key":
+            assert "$VISGATE_API_KEY" in documented
+            continue
+        elif name == "base_url":
+            assert "$VISGATE_BASE_URL" in documented and visgate_sdk.DEFAULT_BASE_URL in documented
+            continue
+        else:
+            assert name in sync, "README documents %s, which Client does not take" % name
+            actual = sync[name].default
+        assert documented.split("`")[1] == repr(actual), (name, documented, actual)
+
+
+def test_default_limits_are_the_module_constants() -> None:
+    sync = inspect.signature(Client).parameters
+    assert sync["timeout"].default == visgate_sdk.DEFAULT_TIMEOUT == 120.0
+    assert sync["max_retries"].default == visgate_sdk.DEFAULT_MAX_RETRIES == 2
+    assert sync["max_response_bytes"].default == visgate_sdk._MAX_RESPONSE_BYTES == 256 * 1024 * 1024
+    assert inspect.signature(Client.download).parameters["max_bytes"].default == visgate_sdk._MAX_DOWNLOAD_BYTES == 2 * 1024**3
+    assert inspect.signature(AsyncClient).parameters["max_concurrency"].default == visgate_sdk._DEFAULT_MAX_CONCURRENCY == 100
+    assert visgate_sdk._MAX_REDIRECTS == 5
+
+
+def test_latin1_header_values_are_sent_intact(httpserver: HTTPServer, make_client: Any) -> None:
+    httpserver.expect_request(P + "/health").respond_with_json({"status": "ok"})
+    make_client(default_headers={"X-Label": "caf\xe9 \xff"}).health()
+    assert only(httpserver).headers["X-Label"] == "caf\xe9 \xff"  # the whole Latin-1 range, up to \xff
+    with pytest.raises(ValidationError):
+        make_client(default_headers={"X-Label": "\u0100"})  # past Latin-1: refused, not mangled
+
+
+def test_cli_defaults_are_the_librarys() -> None:
+    args = visgate_sdk._cli_parser().parse_args(["image", "a cat"])
+    defaults = inspect.signature(visgate_sdk.Images.generate).parameters
+    assert (args.width, args.height, args.num_images) == (defaults["width"].default, defaults["height"].default, defaults["num_images"].default)
+    assert args.width == args.height == 1024

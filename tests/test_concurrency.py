@@ -8,20 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
-import sys
 import threading
 import time
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pytest
 
-import pytest  # noqa: E402
-from _servers import RawServer, Request, keepalive_json_handler, response_bytes  # noqa: E402,F401
-
-from visgate_sdk import AsyncClient, Client, ConnectionError, Retry  # noqa: E402
+import visgate_sdk
+from tests._servers import RawServer, Request, keepalive_json_handler, response_bytes, wait_for
+from visgate_sdk import AsyncClient, Client, ConnectionError, Retry
 
 KEY = "vg-concurrency-key-0123"
 HANG = 30.0  # join bounds: only a deadlock would reach them
@@ -93,7 +90,7 @@ def test_one_client_32_threads_3200_calls(echo: Echo) -> None:
                     got = client.usage.logs(limit=1, offset=want)[0]["offset"]
                 if got != want:
                     mismatches.append((want, got))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(threads_n)]
@@ -179,7 +176,7 @@ def test_close_while_threads_wait_gives_connection_errors_quickly() -> None:
         def call() -> None:
             try:
                 outcomes.append(client.usage.get())
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 outcomes.append(exc)
 
         threads = [threading.Thread(target=call, daemon=True) for _ in range(8)]
@@ -232,23 +229,26 @@ def test_close_cuts_a_long_retry_backoff_short() -> None:
 
 
 def test_close_racing_a_new_connection_does_not_hang(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Widen the window between "is the client closed?" and "connect": close() lands in it.
-    import visgate_sdk
-
+    # Hold the call between "is the client closed?" and "connect" until close() has returned,
+    # so close() lands in that window every time.
     real_get = visgate_sdk._Transport._get
+    in_window = threading.Event()
+    closed = threading.Event()
 
-    def slow_get(self: Any, origin: Any, timeout: float) -> Any:
-        time.sleep(0.2)
+    def held_get(self: Any, origin: Any, timeout: float) -> Any:
+        in_window.set()
+        closed.wait(10)
         return real_get(self, origin, timeout)
 
-    monkeypatch.setattr(visgate_sdk._Transport, "_get", slow_get)
+    monkeypatch.setattr(visgate_sdk._Transport, "_get", held_get)
     with _never_answers() as raw:
         client = Client(api_key=KEY, base_url=raw.url(), timeout=20, max_retries=0)
         outcome: List[Any] = []
         t = threading.Thread(target=lambda: outcome.append(_catch(client.usage.get)), daemon=True)
         t.start()
-        time.sleep(0.05)
+        assert in_window.wait(5), "the call never reached _get"
         client.close()
+        closed.set()
         t.join(5)
         assert not t.is_alive(), "the call connected after close() and waited for the full timeout"
         assert isinstance(outcome[0], ConnectionError)
@@ -257,7 +257,7 @@ def test_close_racing_a_new_connection_does_not_hang(monkeypatch: pytest.MonkeyP
 def _catch(fn: Any) -> Any:
     try:
         return fn()
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         return exc
 
 
@@ -278,7 +278,7 @@ def test_close_during_a_stream_of_calls_never_hangs() -> None:
                     ok[0] += 1
                 except ConnectionError:
                     return
-                except BaseException as exc:  # noqa: BLE001
+                except BaseException as exc:
                     errors.append(exc)
                     return
 
@@ -338,3 +338,14 @@ def test_threads_do_not_share_a_connection() -> None:
         assert json.loads(json.dumps(seen))  # plain data
     finally:
         echo.stop()
+
+
+def test_a_closed_client_opens_no_connection(make_client: Any) -> None:
+    with RawServer(keepalive_json_handler(lambda req, server: response_bytes(200, {"status": "ok"}))) as raw:
+        client = make_client(raw.url(), max_retries=0)
+        client.close()
+        with pytest.raises(ConnectionError) as info:
+            client.usage.get()
+        assert "closed" in str(info.value)
+        wait_for(lambda: raw.connections > 0, timeout=0.5)  # give a stray connect time to show
+        assert raw.connections == 0

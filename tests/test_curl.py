@@ -17,10 +17,9 @@ import sys
 import time
 from typing import Any, Dict, List
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import pytest  # noqa: E402
-from _servers import RawServer, RefusedPort, sleep_until_stopped  # noqa: E402
+from tests._servers import RawServer, RefusedPort, sleep_until_stopped  # noqa: E402
 from pytest_httpserver import HTTPServer  # noqa: E402
 from werkzeug import Request, Response  # noqa: E402
 
@@ -216,7 +215,7 @@ def test_a_secret_default_header_becomes_a_variable(httpserver: HTTPServer) -> N
 
 
 def test_redirect_to_another_origin_the_command_is_the_last_hop(httpserver: HTTPServer) -> None:
-    from _servers import http_server
+    from tests._servers import http_server
 
     for other in http_server():
         other.expect_request("/elsewhere").respond_with_json({"error": "BROKEN"}, status=500)

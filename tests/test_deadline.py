@@ -15,7 +15,7 @@ import time
 from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import pytest
-from _servers import RawServer, keepalive_json_handler, response_bytes, sleep_until_stopped
+from tests._servers import RawServer, keepalive_json_handler, response_bytes, sleep_until_stopped
 
 import visgate_sdk
 from visgate_emulator import DEMO_API_KEY, Emulator

@@ -16,10 +16,9 @@ import sys
 import time
 from typing import Any, Dict, Iterator, List
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import pytest  # noqa: E402
-from _servers import Proxy, RawServer, RefusedPort, TLSFiles, https_server, sleep_until_stopped  # noqa: E402
+from tests._servers import Proxy, RawServer, RefusedPort, TLSFiles, https_server, sleep_until_stopped  # noqa: E402
 from werkzeug import Request, Response  # noqa: E402
 
 import visgate_sdk  # noqa: E402
@@ -163,7 +162,7 @@ def test_a_server_that_never_answers_is_bounded_by_the_timeout() -> None:
 
 
 def test_clock_skew_is_reported(emulator: Emulator) -> None:
-    from _servers import http_server
+    from tests._servers import http_server
 
     for server in http_server():
         stale = email.utils.formatdate(time.time() - 3600, usegmt=True)

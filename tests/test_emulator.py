@@ -19,9 +19,8 @@ from typing import Any, Dict, Optional
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-from visgate_emulator import DEMO_API_KEY, Emulator  # noqa: E402
+from visgate_emulator import DEMO_API_KEY, Emulator
 
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import builtins
 import email.utils
 import json
+import logging
 import pickle
 import socket
 import time
@@ -17,6 +18,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 import visgate_sdk
+from tests.conftest import EXCEPTIONS, fast_retry
 from visgate_sdk import (
     AuthenticationError,
     Client,
@@ -34,7 +36,8 @@ from visgate_sdk import (
 
 P = "/api/v1"
 
-ALL_ERRORS = [getattr(visgate_sdk, name) for name in visgate_sdk._EXCEPTION_NAMES]
+ALL_ERRORS = EXCEPTIONS
+CLIENT_DEFAULTS = {"api_key": "vg-test-key", "max_retries": fast_retry(0)}  # for make_client
 
 
 def sent(server: HTTPServer) -> List[Request]:
@@ -44,10 +47,6 @@ def sent(server: HTTPServer) -> List[Request]:
 def answer_json(server: HTTPServer, path: str, status: int, payload: Any, headers: Optional[Dict[str, str]] = None,
                 method: str = "GET") -> None:
     server.expect_request(P + path, method=method).respond_with_json(payload, status=status, headers=headers)
-
-
-def client_for(server: HTTPServer, retries: int = 0, **kwargs: Any) -> Client:
-    return Client("vg-test-key", base_url=server.url_for(P), max_retries=Retry(total=retries, backoff_factor=0.001), **kwargs)
 
 
 # -- status -> class ---------------------------------------------------------------
@@ -73,12 +72,11 @@ STATUS_CASES = [
 
 @pytest.mark.parametrize("status,payload,headers,cls,code,message", STATUS_CASES, ids=["%d-%s" % (c[0], c[4]) for c in STATUS_CASES])
 def test_status_maps_to_exception(
-    httpserver: HTTPServer, status: int, payload: Any, headers: Any, cls: Type[VisgateError], code: str, message: str
+    httpserver: HTTPServer, status: int, payload: Any, headers: Any, cls: Type[VisgateError], code: str, message: str, make_client: Any
 ) -> None:
     answer_json(httpserver, "/generate", status, payload, dict(headers or {}, **{"X-Request-Id": "srv-req-1"}), method="POST")
-    with client_for(httpserver) as client:
-        with pytest.raises(VisgateError) as info:
-            client.generate("a cat")
+    with make_client() as client, pytest.raises(cls) as info:
+        client.generate("a cat")
     err = info.value
     assert type(err) is cls
     assert isinstance(err, VisgateError) and isinstance(err, Exception)
@@ -92,61 +90,61 @@ def test_status_maps_to_exception(
     assert len(sent(httpserver)) == 1  # max_retries=0: one attempt
 
 
-def test_validation_error_field_from_details(httpserver: HTTPServer) -> None:
+def test_validation_error_field_from_details(httpserver: HTTPServer, make_client: Any) -> None:
     answer_json(httpserver, "/images/generate", 422,
                 {"error": "VALIDATION_ERROR", "message": "bad width", "details": {"field": "width", "max": 2048}}, method="POST")
-    with client_for(httpserver) as client, pytest.raises(ValidationError) as info:
+    with make_client() as client, pytest.raises(ValidationError) as info:
         client.images.generate("m/x", "a cat", width=4096)
     assert info.value.field == "width"
     assert info.value.details == {"field": "width", "max": 2048}
     assert isinstance(info.value, ValueError)
 
 
-def test_validation_error_field_from_fastapi_detail_list(httpserver: HTTPServer) -> None:
+def test_validation_error_field_from_fastapi_detail_list(httpserver: HTTPServer, make_client: Any) -> None:
     answer_json(httpserver, "/images/generate", 422,
                 {"detail": [{"loc": ["body", "num_images"], "msg": "must be <= 4", "type": "value_error"}]}, method="POST")
-    with client_for(httpserver) as client, pytest.raises(ValidationError) as info:
+    with make_client() as client, pytest.raises(ValidationError) as info:
         client.images.generate("m/x", "a cat", num_images=9)
     assert info.value.field == "num_images"
     assert "must be <= 4" in info.value.message
 
 
-def test_not_found_error_code_from_body(httpserver: HTTPServer) -> None:
+def test_not_found_error_code_from_body(httpserver: HTTPServer, make_client: Any) -> None:
     answer_json(httpserver, "/models/nope/model", 404, {"error": "MODEL_NOT_FOUND", "message": "no such model"})
-    with client_for(httpserver) as client, pytest.raises(NotFoundError) as info:
+    with make_client() as client, pytest.raises(NotFoundError) as info:
         client.models.get("nope/model")
     assert info.value.error_code == "MODEL_NOT_FOUND"
     assert str(info.value) == "[MODEL_NOT_FOUND] no such model"
 
 
-def test_rate_limit_retry_after(httpserver: HTTPServer) -> None:
+def test_rate_limit_retry_after(httpserver: HTTPServer, make_client: Any) -> None:
     answer_json(httpserver, "/usage", 429, {"error": "RATE_LIMITED", "message": "slow"}, {"Retry-After": "7"})
-    with client_for(httpserver) as client, pytest.raises(RateLimitError) as info:
+    with make_client() as client, pytest.raises(RateLimitError) as info:
         client.usage.get()
     assert info.value.retry_after == 7
     assert info.value.status_code == 429
 
 
-def test_rate_limit_without_retry_after(httpserver: HTTPServer) -> None:
+def test_rate_limit_without_retry_after(httpserver: HTTPServer, make_client: Any) -> None:
     answer_json(httpserver, "/usage", 429, {"error": "RATE_LIMITED", "message": "slow"})
-    with client_for(httpserver) as client, pytest.raises(RateLimitError) as info:
+    with make_client() as client, pytest.raises(RateLimitError) as info:
         client.usage.get()
     assert info.value.retry_after is None
 
 
-def test_provider_error_names_the_provider(httpserver: HTTPServer) -> None:
+def test_provider_error_names_the_provider(httpserver: HTTPServer, make_client: Any) -> None:
     answer_json(httpserver, "/videos/generate", 502,
                 {"error": "PROVIDER_ERROR", "message": "Replicate returned 500", "details": {"provider": "replicate"}}, method="POST")
-    with client_for(httpserver) as client, pytest.raises(ProviderError) as info:
+    with make_client() as client, pytest.raises(ProviderError) as info:
         client.videos.generate("m/v", "a cat")
     assert info.value.provider == "replicate"
     assert info.value.details["provider"] == "replicate"
     assert info.value.status_code == 502
 
 
-def test_provider_error_without_provider_detail(httpserver: HTTPServer) -> None:
+def test_provider_error_without_provider_detail(httpserver: HTTPServer, make_client: Any) -> None:
     answer_json(httpserver, "/generate", 502, {"error": "UPSTREAM_PROVIDER_FAILURE", "message": "x"}, method="POST")
-    with client_for(httpserver) as client, pytest.raises(ProviderError) as info:
+    with make_client() as client, pytest.raises(ProviderError) as info:
         client.generate("a cat")
     assert info.value.provider == "unknown"
 
@@ -160,9 +158,9 @@ def test_provider_error_without_provider_detail(httpserver: HTTPServer) -> None:
     ],
     ids=["nested-error", "fastapi-detail", "message-only"],
 )
-def test_other_error_body_shapes(httpserver: HTTPServer, payload: Any, code: str, message: str) -> None:
+def test_other_error_body_shapes(httpserver: HTTPServer, payload: Any, code: str, message: str, make_client: Any) -> None:
     answer_json(httpserver, "/auth/me", 401, payload)
-    with client_for(httpserver) as client, pytest.raises(AuthenticationError) as info:
+    with make_client() as client, pytest.raises(AuthenticationError) as info:
         client.auth.me()
     assert (info.value.error_code, info.value.message) == (code, message)
 
@@ -171,11 +169,11 @@ def test_other_error_body_shapes(httpserver: HTTPServer, payload: Any, code: str
     "status,cls",
     [(401, AuthenticationError), (404, NotFoundError), (500, ServerError), (502, ServerError), (429, RateLimitError)],
 )
-def test_html_error_body_gives_typed_error(httpserver: HTTPServer, status: int, cls: Type[VisgateError]) -> None:
+def test_html_error_body_gives_typed_error(httpserver: HTTPServer, status: int, cls: Type[VisgateError], make_client: Any) -> None:
     httpserver.expect_request(P + "/health").respond_with_data(
         "<html><body><h1>%d Bad Gateway</h1></body></html>" % status, status=status, content_type="text/html"
     )
-    with client_for(httpserver) as client, pytest.raises(VisgateError) as info:
+    with make_client() as client, pytest.raises(cls) as info:
         client.health()
     err = info.value
     assert type(err) is cls
@@ -186,17 +184,17 @@ def test_html_error_body_gives_typed_error(httpserver: HTTPServer, status: int, 
     assert str(err) == "[%s] %s" % (err.error_code, err.message)
 
 
-def test_empty_error_body_gives_typed_error(httpserver: HTTPServer) -> None:
+def test_empty_error_body_gives_typed_error(httpserver: HTTPServer, make_client: Any) -> None:
     httpserver.expect_request(P + "/health").respond_with_data("", status=503)
-    with client_for(httpserver) as client, pytest.raises(ServerError) as info:
+    with make_client() as client, pytest.raises(ServerError) as info:
         client.health()
     assert info.value.status_code == 503
     assert info.value.error_code == "SERVER_ERROR"
 
 
-def test_html_502_is_retried_then_typed(httpserver: HTTPServer) -> None:
+def test_html_502_is_retried_then_typed(httpserver: HTTPServer, make_client: Any) -> None:
     httpserver.expect_request(P + "/generate", method="POST").respond_with_data("<html>502</html>", status=502, content_type="text/html")
-    with client_for(httpserver, retries=2) as client, pytest.raises(ServerError) as info:
+    with make_client(max_retries=fast_retry(2)) as client, pytest.raises(ServerError) as info:
         client.generate("a cat")
     assert info.value.status_code == 502
     assert len(sent(httpserver)) == 3
@@ -207,9 +205,9 @@ def test_connection_refused_is_a_connection_error() -> None:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    with Client("vg-k", base_url="http://127.0.0.1:%d/api/v1" % port, max_retries=Retry(total=1, backoff_factor=0.001)) as client:
-        with pytest.raises(visgate_sdk.ConnectionError) as info:
-            client.health()
+    client = Client("vg-k", base_url="http://127.0.0.1:%d/api/v1" % port, max_retries=Retry(total=1, backoff_factor=0.001))
+    with client, pytest.raises(visgate_sdk.ConnectionError) as info:
+        client.health()
     assert isinstance(info.value, VisgateError)
     assert info.value.status_code is None
 
@@ -269,9 +267,9 @@ def test_pickle_round_trip_keeps_attributes(cls: Type[VisgateError]) -> None:
         assert copy.last_status == "processing"
 
 
-def test_pickle_round_trip_of_an_error_from_the_server(httpserver: HTTPServer) -> None:
+def test_pickle_round_trip_of_an_error_from_the_server(httpserver: HTTPServer, make_client: Any) -> None:
     answer_json(httpserver, "/usage", 429, {"error": "RATE_LIMITED", "message": "slow", "details": {"tier": "free"}}, {"Retry-After": "3"})
-    with client_for(httpserver) as client, pytest.raises(RateLimitError) as info:
+    with make_client() as client, pytest.raises(RateLimitError) as info:
         client.usage.get()
     copy = pickle.loads(pickle.dumps(info.value))
     assert (copy.message, copy.error_code, copy.details, copy.status_code, copy.retry_after) == ("slow", "RATE_LIMITED", {"tier": "free", "retry_after": 3}, 429, 3)
@@ -309,18 +307,18 @@ RETRYABLE = [
 
 
 @pytest.mark.parametrize("status,cls", RETRYABLE, ids=[str(s) for s, _ in RETRYABLE])
-def test_transient_statuses_are_retried_then_raise(httpserver: HTTPServer, status: int, cls: Type[VisgateError]) -> None:
+def test_transient_statuses_are_retried_then_raise(httpserver: HTTPServer, status: int, cls: Type[VisgateError], make_client: Any) -> None:
     answer_json(httpserver, "/usage", status, {"error": "E%d" % status, "message": "transient"})
-    with client_for(httpserver, retries=2) as client, pytest.raises(cls) as info:
+    with make_client(max_retries=fast_retry(2)) as client, pytest.raises(cls) as info:
         client.usage.get()
     assert info.value.status_code == status
     assert len(sent(httpserver)) == 3
 
 
 @pytest.mark.parametrize("status,cls", RETRYABLE, ids=[str(s) for s, _ in RETRYABLE])
-def test_post_is_retried_too(httpserver: HTTPServer, status: int, cls: Type[VisgateError]) -> None:
+def test_post_is_retried_too(httpserver: HTTPServer, status: int, cls: Type[VisgateError], make_client: Any) -> None:
     answer_json(httpserver, "/images/generate", status, {"error": "E%d" % status, "message": "transient"}, method="POST")
-    with client_for(httpserver, retries=1) as client, pytest.raises(cls):
+    with make_client(max_retries=fast_retry(1)) as client, pytest.raises(cls):
         client.images.generate("m/x", "a cat")
     keys = {r.headers["Idempotency-Key"] for r in sent(httpserver)}
     assert len(sent(httpserver)) == 2 and len(keys) == 1
@@ -337,9 +335,9 @@ NOT_RETRYABLE = [
 
 
 @pytest.mark.parametrize("status,cls", NOT_RETRYABLE, ids=[str(s) for s, _ in NOT_RETRYABLE])
-def test_client_errors_are_not_retried(httpserver: HTTPServer, status: int, cls: Type[VisgateError]) -> None:
+def test_client_errors_are_not_retried(httpserver: HTTPServer, status: int, cls: Type[VisgateError], make_client: Any) -> None:
     answer_json(httpserver, "/generate", status, {"error": "E%d" % status, "message": "final"}, method="POST")
-    with client_for(httpserver, retries=3) as client, pytest.raises(cls):
+    with make_client(max_retries=fast_retry(3)) as client, pytest.raises(cls):
         client.generate("a cat")
     assert len(sent(httpserver)) == 1
 
@@ -349,7 +347,7 @@ def _in_turn(*responses: Response) -> Callable[[Request], Response]:
     return lambda request: next(it)
 
 
-def test_transient_error_then_success(httpserver: HTTPServer) -> None:
+def test_transient_error_then_success(httpserver: HTTPServer, make_client: Any) -> None:
     httpserver.expect_request(P + "/billing/info").respond_with_handler(
         _in_turn(
             Response('{"error":"X"}', status=503, content_type="application/json"),
@@ -357,7 +355,7 @@ def test_transient_error_then_success(httpserver: HTTPServer) -> None:
             Response('{"tier":"pro"}', status=200, content_type="application/json"),
         )
     )
-    with client_for(httpserver, retries=2) as client:
+    with make_client(max_retries=fast_retry(2)) as client:
         assert client.billing.info().tier == "pro"
     assert len(sent(httpserver)) == 3
 
@@ -380,11 +378,11 @@ def test_integer_max_retries_uses_exponential_backoff(httpserver: HTTPServer, fa
     assert 0.75 <= fake_time.sleeps[1] <= 1.0
 
 
-@pytest.mark.parametrize("status", [429, 503])
-def test_retry_after_zero_is_honoured(httpserver: HTTPServer, fake_time: Any, status: int) -> None:
+@pytest.mark.parametrize("status, cls", [(429, RateLimitError), (503, ServerError)])
+def test_retry_after_zero_is_honoured(httpserver: HTTPServer, fake_time: Any, status: int, cls: Type[VisgateError]) -> None:
     answer_json(httpserver, "/health", status, {"error": "BUSY", "message": "x"}, {"Retry-After": "0"})
     slow_backoff = Retry(total=2, backoff_factor=30.0, backoff_max=60.0)
-    with Client("vg-k", base_url=httpserver.url_for(P), max_retries=slow_backoff) as client, pytest.raises(VisgateError):
+    with Client("vg-k", base_url=httpserver.url_for(P), max_retries=slow_backoff) as client, pytest.raises(cls):
         client.health()
     assert len(sent(httpserver)) == 3
     assert fake_time.sleeps == [0.0, 0.0]
@@ -405,16 +403,17 @@ def test_retry_after_seconds_are_waited(httpserver: HTTPServer, fake_time: Any) 
 def test_retry_after_http_date_is_understood(httpserver: HTTPServer, fake_time: Any) -> None:
     when = email.utils.formatdate(time.time() + 3, usegmt=True)
     answer_json(httpserver, "/health", 503, {"error": "BUSY"}, {"Retry-After": when})
-    with Client("vg-k", base_url=httpserver.url_for(P), max_retries=Retry(total=1, backoff_factor=30.0)) as client:
-        with pytest.raises(ServerError):
-            client.health()
+    client = Client("vg-k", base_url=httpserver.url_for(P), max_retries=Retry(total=1, backoff_factor=30.0))
+    with client, pytest.raises(ServerError):
+        client.health()
     assert len(fake_time.sleeps) == 1
-    assert 0.0 <= fake_time.sleeps[0] <= 4.0
+    # The date has one-second resolution: "now + 3 s" is 2 to 3 s away when it is sent.
+    assert 1.5 <= fake_time.sleeps[0] <= 3.0
 
 
-def test_retry_after_longer_than_allowed_raises_at_once(httpserver: HTTPServer, fake_time: Any) -> None:
+def test_retry_after_longer_than_allowed_raises_at_once(httpserver: HTTPServer, fake_time: Any, make_client: Any) -> None:
     answer_json(httpserver, "/health", 429, {"error": "RATE", "message": "come back in an hour"}, {"Retry-After": "3600"})
-    with client_for(httpserver, retries=3) as client, pytest.raises(RateLimitError) as info:
+    with make_client(max_retries=fast_retry(3)) as client, pytest.raises(RateLimitError) as info:
         client.health()
     assert info.value.retry_after == 3600
     assert len(sent(httpserver)) == 1
@@ -449,26 +448,28 @@ BAD_200 = [
 
 
 @pytest.mark.parametrize("name,path,call,data,ctype", BAD_200, ids=[b[0] for b in BAD_200])
-def test_unusable_200_raises_invalid_response(httpserver: HTTPServer, name: str, path: str, call: Any, data: bytes, ctype: str) -> None:
+def test_unusable_200_raises_invalid_response(
+    httpserver: HTTPServer, name: str, path: str, call: Any, data: bytes, ctype: str, make_client: Any
+) -> None:
     httpserver.expect_request(P + path).respond_with_data(data, status=200, content_type=ctype)
-    with client_for(httpserver, retries=2) as client, pytest.raises(InvalidResponseError) as info:
+    with make_client(max_retries=fast_retry(2)) as client, pytest.raises(InvalidResponseError) as info:
         call(client)
     assert isinstance(info.value, VisgateError)
     assert not isinstance(info.value, (TypeError, KeyError, AttributeError))
     assert len(sent(httpserver)) == 1  # a bad answer is not retried
 
 
-def test_non_json_200_error_mentions_content_type(httpserver: HTTPServer) -> None:
+def test_non_json_200_error_mentions_content_type(httpserver: HTTPServer, make_client: Any) -> None:
     httpserver.expect_request(P + "/health").respond_with_data("<html>captive portal</html>", content_type="text/html")
-    with client_for(httpserver) as client, pytest.raises(InvalidResponseError) as info:
+    with make_client() as client, pytest.raises(InvalidResponseError) as info:
         client.health()
     assert info.value.status_code == 200
     assert "text/html" in info.value.message
 
 
-def test_json_with_wrong_content_type_is_still_read(httpserver: HTTPServer) -> None:
+def test_json_with_wrong_content_type_is_still_read(httpserver: HTTPServer, make_client: Any) -> None:
     httpserver.expect_request(P + "/health").respond_with_data('{"status": "ok"}', content_type="text/plain")
-    with client_for(httpserver) as client:
+    with make_client() as client:
         assert client.health() == {"status": "ok"}
 
 
@@ -497,25 +498,147 @@ MISSING_FIELDS = [
 
 
 @pytest.mark.parametrize("name,path,call,check", MISSING_FIELDS, ids=[m[0] for m in MISSING_FIELDS])
-def test_missing_optional_fields_get_defaults(httpserver: HTTPServer, name: str, path: str, call: Any, check: Any) -> None:
+def test_missing_optional_fields_get_defaults(
+    httpserver: HTTPServer, name: str, path: str, call: Any, check: Any, make_client: Any
+) -> None:
     httpserver.expect_request(P + path).respond_with_json({})
-    with client_for(httpserver) as client:
+    with make_client() as client:
         result = call(client)
     assert check(result)
     if hasattr(result, "raw"):
         assert result.raw == {}
 
 
-def test_unknown_status_value_is_kept(httpserver: HTTPServer) -> None:
+def test_unknown_status_value_is_kept(httpserver: HTTPServer, make_client: Any) -> None:
     httpserver.expect_request(P + "/requests/r1").respond_with_json({"request_id": "r1", "status": "queued_for_gpu"})
-    with client_for(httpserver) as client:
+    with make_client() as client:
         result = client.requests.get("r1")
     assert result.status == "queued_for_gpu" and not result.is_terminal
 
 
-def test_error_message_never_contains_the_api_key(httpserver: HTTPServer) -> None:
+def test_error_message_never_contains_the_api_key(httpserver: HTTPServer, make_client: Any) -> None:
     answer_json(httpserver, "/auth/me", 401, {"error": "AUTHENTICATION_ERROR", "message": "key vg-test-key is revoked"})
-    with client_for(httpserver) as client, pytest.raises(AuthenticationError) as info:
+    with make_client() as client, pytest.raises(AuthenticationError) as info:
         client.auth.me()
     assert "vg-test-key" not in str(info.value)
     assert json.dumps(info.value.message)  # still a plain string
+
+
+# -- Retry-After-Ms, 409 without a body, the Retry value -----------------------------------
+
+
+def test_retry_after_ms_is_honoured(httpserver: HTTPServer, fake_time: Any) -> None:
+    httpserver.expect_request(P + "/health").respond_with_handler(
+        _in_turn(
+            Response('{"error":"RATE"}', status=429, headers={"Retry-After-Ms": "1500"}, content_type="application/json"),
+            Response('{"status":"ok"}', status=200, content_type="application/json"),
+        )
+    )
+    with Client("vg-k", base_url=httpserver.url_for(P), max_retries=Retry(total=2, backoff_factor=30.0)) as client:
+        assert client.health() == {"status": "ok"}
+    assert fake_time.sleeps == [1.5]
+
+
+def test_retry_after_ms_is_preferred_over_retry_after(httpserver: HTTPServer, fake_time: Any) -> None:
+    httpserver.expect_request(P + "/health").respond_with_handler(
+        _in_turn(
+            Response('{"error":"BUSY"}', status=503, headers={"Retry-After-Ms": "250", "Retry-After": "7"}, content_type="application/json"),
+            Response('{"status":"ok"}', status=200, content_type="application/json"),
+        )
+    )
+    with Client("vg-k", base_url=httpserver.url_for(P), max_retries=Retry(total=2, backoff_factor=30.0)) as client:
+        assert client.health() == {"status": "ok"}
+    assert fake_time.sleeps == [0.25]
+
+
+def test_rate_limit_error_retry_after_from_retry_after_ms(httpserver: HTTPServer, make_client: Any) -> None:
+    answer_json(httpserver, "/usage", 429, {"error": "RATE_LIMITED", "message": "slow"}, {"Retry-After-Ms": "2500", "Retry-After": "9"})
+    with make_client() as client, pytest.raises(RateLimitError) as info:
+        client.usage.get()
+    assert info.value.retry_after == 2.5
+
+
+def test_409_with_an_empty_body_is_a_conflict(httpserver: HTTPServer, make_client: Any) -> None:
+    httpserver.expect_request(P + "/generate", method="POST").respond_with_data("", status=409)
+    with make_client(max_retries=fast_retry(3)) as client, pytest.raises(ConflictError) as info:
+        client.generate("a cat")
+    assert info.value.error_code == "CONFLICT"
+    assert info.value.status_code == 409
+    assert "empty body" in info.value.message
+    assert len(sent(httpserver)) == 1  # a conflict is final
+
+
+def test_retry_equality_and_hashing() -> None:
+    a = Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 503])
+    b = Retry(total=3, backoff_factor=0.2, status_forcelist=frozenset({503, 500}))
+    assert a == b and hash(a) == hash(b)
+    assert len({a, b}) == 1 and {a: "x"}[b] == "x"
+    for changed in (a.replace(total=4), a.replace(backoff_factor=0.3), a.replace(jitter=0.0), a.replace(status_forcelist=[500])):
+        assert changed != a
+    assert a != 3 and a != "Retry(total=3)" and a is not None
+    assert Retry() == Retry(total=visgate_sdk.DEFAULT_MAX_RETRIES)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"backoff_factor": -0.1},
+        {"backoff_max": -1.0},
+        {"jitter": 1.5},
+        {"jitter": -0.1},
+        {"max_retry_after": -1.0},
+        {"backoff_factor": float("nan")},
+        {"total": 1.5},
+    ],
+    ids=["negative backoff_factor", "negative backoff_max", "jitter above 1", "negative jitter", "negative max_retry_after", "NaN backoff", "float total"],
+)
+def test_retry_checks_its_arguments(kwargs: Dict[str, Any]) -> None:
+    with pytest.raises(ValidationError) as info:
+        Retry(**kwargs)
+    name = next(iter(kwargs))
+    assert info.value.field is not None and info.value.field.endswith(name if name != "total" else "max_retries")
+    assert isinstance(info.value, ValueError)
+
+
+def test_retry_accepts_its_bounds() -> None:
+    policy = Retry(total=0, backoff_factor=0.0, backoff_max=0.0, jitter=1.0, max_retry_after=0.0)
+    assert policy.backoff(3) == 0.0
+    assert Retry(jitter=0.0).backoff(0) == 0.5  # no jitter: exactly backoff_factor * 2**0
+
+
+def test_502_naming_a_provider_is_a_provider_error_whatever_its_code(httpserver: HTTPServer, make_client: Any) -> None:
+    answer_json(httpserver, "/generate", 502, {"error": "UPSTREAM_FAILED", "message": "x", "details": {"provider": "runway"}}, method="POST")
+    with make_client(max_retries=fast_retry(2)) as client, pytest.raises(ProviderError) as info:
+        client.generate("a cat")
+    assert info.value.provider == "runway"
+    assert len(sent(httpserver)) == 1  # the provider ran: not retried
+
+
+def test_other_5xx_naming_a_provider_stays_a_server_error(httpserver: HTTPServer, make_client: Any) -> None:
+    answer_json(httpserver, "/generate", 501, {"error": "NOT_IMPLEMENTED", "message": "x", "details": {"provider": "fal"}}, method="POST")
+    with make_client() as client, pytest.raises(ServerError):
+        client.generate("a cat")
+
+
+def test_each_retry_is_logged_with_its_number(httpserver: HTTPServer, fake_time: Any, caplog: pytest.LogCaptureFixture) -> None:
+    httpserver.expect_request(P + "/health").respond_with_handler(
+        _in_turn(
+            Response('{"error":"X"}', status=503, content_type="application/json"),
+            Response('{"error":"X"}', status=503, content_type="application/json"),
+            Response('{"status":"ok"}', status=200, content_type="application/json"),
+        )
+    )
+    caplog.set_level(logging.INFO, logger="visgate_sdk")
+    with Client("vg-k", base_url=httpserver.url_for(P), max_retries=Retry(total=2, backoff_factor=0.001, jitter=0.0)) as client:
+        client.health()
+    messages = [r.getMessage() for r in caplog.records if r.name == "visgate_sdk" and "retry" in r.getMessage()]
+    assert len(messages) == 2
+    assert "-> 503; retry 1 in 0.00s" in messages[0] and "-> 503; retry 2 in 0.00s" in messages[1]
+
+
+def test_default_retry_policy() -> None:
+    policy = Retry()
+    assert (policy.total, policy.backoff_factor, policy.backoff_max, policy.jitter, policy.max_retry_after) == (2, 0.5, 8.0, 0.25, 60.0)
+    assert policy.status_forcelist == frozenset({408, 429, 500, 502, 503, 504})
+    assert policy.retry_after_statuses == frozenset({413, 429, 503})
+    assert Retry(jitter=0.0).backoff(10) == 8.0  # capped at backoff_max

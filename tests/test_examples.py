@@ -10,13 +10,12 @@ from typing import Dict, List, Tuple
 
 import pytest
 
+from visgate_emulator import Emulator
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples")
 RUN_ALL = os.path.join(EXAMPLES, "run_all_capabilities.py")
 RUN_WITH_ENV = os.path.join(EXAMPLES, "run_with_env.py")
-
-sys.path.insert(0, ROOT)
-from visgate_emulator import Emulator  # noqa: E402
 
 FullRun = Tuple["subprocess.CompletedProcess[str]", str]  # the runner's process and the outputs folder
 
@@ -31,7 +30,7 @@ def clean_env(outputs: str, **extra: str) -> Dict[str, str]:
 
 def run(args: List[str], env: Dict[str, str], cwd: str, timeout: float = 120) -> "subprocess.CompletedProcess[str]":
     # cwd is a scratch folder: nothing may depend on being started from the repository root.
-    return subprocess.run([sys.executable] + args, env=env, cwd=cwd, capture_output=True, encoding="utf-8", timeout=timeout)
+    return subprocess.run([sys.executable, *args], env=env, cwd=cwd, capture_output=True, encoding="utf-8", timeout=timeout)
 
 
 def read(folder: str, name: str) -> str:
@@ -122,12 +121,11 @@ def test_cheap_run_with_a_key_and_forced_emulator(tmp_path: Path) -> None:
     assert not [n for n in os.listdir(outputs) if n.endswith((".png", ".mp4"))]  # nothing was generated
 
 
-def test_a_failing_step_fails_the_run(tmp_path: Path) -> None:
+def test_a_failing_step_fails_the_run(tmp_path: Path, emulator: Emulator) -> None:
     outputs = str(tmp_path)
     env = clean_env(outputs, VISGATE_API_KEY="vg-invalid-key")  # the emulator rejects vg-invalid... keys
-    with Emulator() as emu:
-        env["VISGATE_BASE_URL"] = emu.base_url
-        proc = run([RUN_ALL, "00_smoke_sdk", "02_auth_identity"], env, cwd=outputs)
+    env["VISGATE_BASE_URL"] = emulator.base_url
+    proc = run([RUN_ALL, "00_smoke_sdk", "02_auth_identity"], env, cwd=outputs)
     assert proc.returncode == 1
     assert "PASS 00_smoke_sdk" in proc.stdout and "FAIL 02_auth_identity" in proc.stdout
     assert "ERROR AuthenticationError" in proc.stdout  # the child's reason is shown
@@ -140,17 +138,16 @@ def test_unknown_step_is_a_usage_error(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "is not a step" in proc.stderr
 
 
-def test_run_with_env_loads_the_file_and_never_prints_values(tmp_path: Path) -> None:
+def test_run_with_env_loads_the_file_and_never_prints_values(tmp_path: Path, emulator: Emulator) -> None:
     outputs = str(tmp_path)
     secret = "vg-dotenv-secret-0123456789"
-    with Emulator() as emu:
-        env_file = os.path.join(outputs, "my.env")
-        with open(env_file, "w", encoding="utf-8") as handle:
-            handle.write("# keys for the examples\n\nexport VISGATE_API_KEY=\"%s\"\n" % secret)
-            handle.write("VISGATE_BASE_URL='%s'  \nVISGATE_FAL_API_KEY=fal_example_key # a comment\n" % emu.base_url)
-        env = clean_env(outputs, VISGATE_ENV_FILE=env_file)
-        proc = run([RUN_WITH_ENV, "02_auth_identity.py"], env, cwd=outputs)
-        keys = run([RUN_WITH_ENV, "11_provider_keys.py"], env, cwd=outputs)
+    env_file = os.path.join(outputs, "my.env")
+    with open(env_file, "w", encoding="utf-8") as handle:
+        handle.write("# keys for the examples\n\nexport VISGATE_API_KEY=\"%s\"\n" % secret)
+        handle.write("VISGATE_BASE_URL='%s'  \nVISGATE_FAL_API_KEY=fal_example_key # a comment\n" % emulator.base_url)
+    env = clean_env(outputs, VISGATE_ENV_FILE=env_file)
+    proc = run([RUN_WITH_ENV, "02_auth_identity.py"], env, cwd=outputs)
+    keys = run([RUN_WITH_ENV, "11_provider_keys.py"], env, cwd=outputs)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "loaded 3 variable(s)" in proc.stdout and "VISGATE_API_KEY" in proc.stdout
     assert "auth_ok=true" in proc.stdout

@@ -6,18 +6,21 @@ misbehave enough, and raw loopback sockets (``_servers.RawServer``) where it can
 
 from __future__ import annotations
 
-import os
+import contextlib
+import gc
 import socket
-import sys
 import threading
 import time
+import warnings
 from email.utils import formatdate
 from typing import Any, Dict, Iterator, List
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pytest
+from werkzeug.wrappers import Request as WRequest
+from werkzeug.wrappers import Response as WResponse
 
-import pytest  # noqa: E402
-from _servers import (  # noqa: E402,F401
+import visgate_sdk
+from tests._servers import (
     RawServer,
     RefusedPort,
     Request,
@@ -27,13 +30,9 @@ from _servers import (  # noqa: E402,F401
     reset,
     response_bytes,
 )
-from werkzeug.wrappers import Request as WRequest  # noqa: E402
-from werkzeug.wrappers import Response as WResponse  # noqa: E402
-
-import visgate_sdk  # noqa: E402
-from visgate_sdk import (  # noqa: E402
+from tests.conftest import EXCEPTIONS
+from visgate_sdk import (
     AuthenticationError,
-    Client,
     ConnectionError,
     InvalidResponseError,
     NotFoundError,
@@ -42,6 +41,7 @@ from visgate_sdk import (  # noqa: E402
     ServerError,
     TimeoutError,
     TLSError,
+    ValidationError,
     VisgateError,
 )
 
@@ -49,13 +49,7 @@ KEY = "vg-faults-0123456789abcdef"
 NO_RETRY = Retry(total=0)
 FAST = Retry(total=1, backoff_factor=0.01)
 HANG_BOUND = 5.0  # "must not hang": generous, machines are noisy
-
-
-def make_client(url: str, **kwargs: Any) -> Client:
-    kwargs.setdefault("api_key", KEY)
-    kwargs.setdefault("max_retries", NO_RETRY)
-    kwargs.setdefault("timeout", 5.0)
-    return Client(base_url=url, **kwargs)
+CLIENT_DEFAULTS = {"api_key": KEY, "max_retries": NO_RETRY, "timeout": 5.0}  # for make_client(url, ...)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +96,7 @@ def ok_usage() -> WResponse:
 # -- refused, reset, cut -------------------------------------------------------------------
 
 
-def test_connection_refused_is_connection_error_quickly() -> None:
+def test_connection_refused_is_connection_error_quickly(make_client: Any) -> None:
     port = RefusedPort()
     try:
         client = make_client("http://127.0.0.1:%d/api/v1" % port.port, max_retries=Retry(total=2, backoff_factor=0.01))
@@ -119,7 +113,7 @@ def test_connection_refused_is_connection_error_quickly() -> None:
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
-def test_reset_before_response(method: str) -> None:
+def test_reset_before_response(method: str, make_client: Any) -> None:
     def handler(conn: socket.socket, server: RawServer) -> None:
         if server.read(conn) is not None:
             reset(conn)
@@ -137,7 +131,7 @@ def test_reset_before_response(method: str) -> None:
             assert len(keys) == 1, "every attempt of one call carries the same Idempotency-Key"
 
 
-def test_closed_mid_body() -> None:
+def test_closed_mid_body(make_client: Any) -> None:
     def handler(conn: socket.socket, server: RawServer) -> None:
         if server.read(conn) is not None:
             conn.sendall(response_bytes(200, b'{"total_requests": 1, "per', {"Content-Type": "application/json"}, content_length=500))
@@ -151,18 +145,17 @@ def test_closed_mid_body() -> None:
         assert len(raw.requests) == 2
 
 
-def test_chunked_body_cut_mid_chunk() -> None:
+def test_chunked_body_cut_mid_chunk(make_client: Any) -> None:
     def handler(conn: socket.socket, server: RawServer) -> None:
         if server.read(conn) is not None:
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n100\r\n{\"total_")
             conn.close()
 
-    with RawServer(handler) as raw:
-        with pytest.raises(ConnectionError):
-            make_client(raw.url()).usage.get()
+    with RawServer(handler) as raw, pytest.raises(ConnectionError):
+        make_client(raw.url()).usage.get()
 
 
-def test_body_shorter_than_content_length_then_silence_times_out() -> None:
+def test_body_shorter_than_content_length_then_silence_times_out(make_client: Any) -> None:
     def handler(conn: socket.socket, server: RawServer) -> None:
         if server.read(conn) is not None:
             conn.sendall(response_bytes(200, b'{"total_requests": 1}', {"Content-Type": "application/json"}, content_length=100))
@@ -176,15 +169,14 @@ def test_body_shorter_than_content_length_then_silence_times_out() -> None:
         assert time.monotonic() - started < HANG_BOUND
 
 
-def test_garbage_instead_of_http_is_typed() -> None:
+def test_garbage_instead_of_http_is_typed(make_client: Any) -> None:
     def handler(conn: socket.socket, server: RawServer) -> None:
         if server.read(conn) is not None:
             conn.sendall(b"SSH-2.0-OpenSSH_9.0\r\nthis is not http\r\n\r\n")
             conn.close()
 
-    with RawServer(handler) as raw:
-        with pytest.raises((ConnectionError, InvalidResponseError)):
-            make_client(raw.url()).usage.get()
+    with RawServer(handler) as raw, pytest.raises(ConnectionError):
+        make_client(raw.url()).usage.get()
 
 
 # -- bodies that are not what the API promises ---------------------------------------------
@@ -194,7 +186,7 @@ def test_garbage_instead_of_http_is_typed() -> None:
     "status, expected",
     [(200, InvalidResponseError), (404, NotFoundError), (500, ServerError), (503, ServerError)],
 )
-def test_empty_body(srv: Any, status: int, expected: type) -> None:
+def test_empty_body(srv: Any, status: int, expected: type, make_client: Any) -> None:
     serve(srv, lambda r: WResponse(b"", status))
     with pytest.raises(expected) as info:
         make_client(srv.url_for("/api/v1")).usage.get()
@@ -202,7 +194,7 @@ def test_empty_body(srv: Any, status: int, expected: type) -> None:
     assert type(info.value) is expected or issubclass(type(info.value), expected)
 
 
-def test_empty_body_on_delete_is_fine(srv: Any) -> None:
+def test_empty_body_on_delete_is_fine(srv: Any, make_client: Any) -> None:
     srv.expect_request("/api/v1/providers/keys/fal", method="DELETE").respond_with_data(b"", 200)
     assert make_client(srv.url_for("/api/v1")).providers.delete_key("fal") == {}
 
@@ -223,7 +215,9 @@ HTML = b"<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway<
         (504, ServerError),
     ],
 )
-def test_html_or_text_where_json_was_expected(srv: Any, content_type: str, body: bytes, status: int, expected: type) -> None:
+def test_html_or_text_where_json_was_expected(
+    srv: Any, content_type: str, body: bytes, status: int, expected: type, make_client: Any
+) -> None:
     serve(srv, lambda r: WResponse(body, status, content_type=content_type))
     with pytest.raises(expected) as info:
         make_client(srv.url_for("/api/v1")).usage.get()
@@ -233,18 +227,20 @@ def test_html_or_text_where_json_was_expected(srv: Any, content_type: str, body:
 
 
 @pytest.mark.parametrize("body", [b'{"total_requests": 1, "per', b"[1, 2, 3]", b'"just a string"', b"null", b"\xff\xfe\x00garbage"])
-def test_truncated_or_wrong_shape_json_on_200(srv: Any, body: bytes) -> None:
+def test_truncated_or_wrong_shape_json_on_200(srv: Any, body: bytes, make_client: Any) -> None:
     serve(srv, lambda r: WResponse(body, 200, content_type="application/json"))
     with pytest.raises(InvalidResponseError):
         make_client(srv.url_for("/api/v1")).usage.get()
 
 
-@pytest.mark.parametrize("status", [200, 400, 404, 500])
-def test_deeply_nested_json_is_typed(srv: Any, status: int) -> None:
+@pytest.mark.parametrize(
+    "status, expected", [(200, InvalidResponseError), (400, ValidationError), (404, NotFoundError), (500, ServerError)]
+)
+def test_deeply_nested_json_is_typed(srv: Any, status: int, expected: type, make_client: Any) -> None:
     # json.loads raises RecursionError (not ValueError) past the interpreter's recursion limit.
     deep = b"[" * 100_000 + b"]" * 100_000
     serve(srv, lambda r: WResponse(deep, status, content_type="application/json"))
-    with pytest.raises(VisgateError) as info:
+    with pytest.raises(expected) as info:
         make_client(srv.url_for("/api/v1")).usage.get()
     assert info.value.status_code == status
 
@@ -257,17 +253,19 @@ def test_deeply_nested_json_is_typed(srv: Any, status: int) -> None:
         b'{"error": ["x"], "message": null, "details": [1]}',
         b'{"detail": [7, {"loc": "body", "msg": {"a": 1}}]}',
         b'{"error": "E", "details": {"field": 3, "provider": null}}',
+        b'{"error": "E", "message": "m", "detail": {"reason": "not a list"}}',
+        b'{"message": "m", "detail": true}',
     ],
 )
-def test_error_bodies_of_odd_shape_are_typed(srv: Any, body: bytes) -> None:
+def test_error_bodies_of_odd_shape_are_typed(srv: Any, body: bytes, make_client: Any) -> None:
     serve(srv, lambda r: WResponse(body, 422, content_type="application/json"))
-    with pytest.raises(VisgateError) as info:
+    with pytest.raises(ValidationError) as info:
         make_client(srv.url_for("/api/v1")).usage.get()
     assert info.value.status_code == 422
     assert isinstance(info.value.message, str)
 
 
-def test_answer_larger_than_the_limit(srv: Any) -> None:
+def test_answer_larger_than_the_limit(srv: Any, make_client: Any) -> None:
     big = b'{"pad": "' + b"x" * 5000 + b'"}'
     serve(srv, lambda r: WResponse(big, 200, content_type="application/json"))
     with pytest.raises(InvalidResponseError) as info:
@@ -275,7 +273,7 @@ def test_answer_larger_than_the_limit(srv: Any) -> None:
     assert info.value.error_code == "RESPONSE_TOO_LARGE"
 
 
-def test_chunked_answer_larger_than_the_limit(srv: Any) -> None:
+def test_chunked_answer_larger_than_the_limit(srv: Any, make_client: Any) -> None:
     def stream() -> Iterator[bytes]:
         for _ in range(50):
             yield b"x" * 100
@@ -286,7 +284,7 @@ def test_chunked_answer_larger_than_the_limit(srv: Any) -> None:
     assert info.value.error_code == "RESPONSE_TOO_LARGE"
 
 
-def test_redirect_loop_is_bounded(srv: Any) -> None:
+def test_redirect_loop_is_bounded(srv: Any, make_client: Any) -> None:
     srv.expect_request("/api/v1/usage").respond_with_data("", 302, headers={"Location": "/api/v1/usage"})
     started = time.monotonic()
     with pytest.raises(ConnectionError) as info:
@@ -299,7 +297,7 @@ def test_redirect_loop_is_bounded(srv: Any) -> None:
     "location",
     ["ftp://127.0.0.1/x", "http://user:pw@127.0.0.1:1/x", "http://[::1", "http://127.0.0.1:99999/x", "http://127.0.0.1:1/ x"],
 )
-def test_redirect_to_an_invalid_location_is_an_invalid_response(location: str) -> None:
+def test_redirect_to_an_invalid_location_is_an_invalid_response(location: str, make_client: Any) -> None:
     # The server's fault, not the caller's: InvalidResponseError, not ValidationError or ValueError.
     def answer(req: Request, server: RawServer) -> bytes:
         return response_bytes(302, b"", {"Location": location})
@@ -315,7 +313,7 @@ def test_redirect_to_an_invalid_location_is_an_invalid_response(location: str) -
     "preamble",
     [b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 103 Early Hints\r\nLink: </x.css>; rel=preload\r\n\r\n"],
 )
-def test_informational_responses_before_the_answer_are_skipped(preamble: bytes) -> None:
+def test_informational_responses_before_the_answer_are_skipped(preamble: bytes, make_client: Any) -> None:
     # http.client skips only 100; a 103 taken for the answer would leave the real answer in
     # the keep-alive connection, and the next call would read the previous call's answer.
     def answer(req: Request, server: RawServer) -> bytes:
@@ -335,21 +333,20 @@ def test_informational_responses_before_the_answer_are_skipped(preamble: bytes) 
         b"HTTP/1.1 2x0 OK\r\n",  # bad status code
     ],
 )
-def test_malformed_response_heads_are_typed(head: bytes) -> None:
+def test_malformed_response_heads_are_typed(head: bytes, make_client: Any) -> None:
     def handler(conn: socket.socket, server: RawServer) -> None:
         if server.read(conn) is not None:
             conn.sendall(head + b"Content-Length: 2\r\n\r\n{}")
             conn.close()
 
-    with RawServer(handler) as raw:
-        with pytest.raises((ConnectionError, InvalidResponseError)):
-            make_client(raw.url()).usage.get()
+    with RawServer(handler) as raw, pytest.raises(ConnectionError):
+        make_client(raw.url()).usage.get()
 
 
 # -- silence and slowness ------------------------------------------------------------------
 
 
-def test_server_that_never_answers_times_out() -> None:
+def test_server_that_never_answers_times_out(make_client: Any) -> None:
     def handler(conn: socket.socket, server: RawServer) -> None:
         if server.read(conn) is not None:
             server.stopped.wait(30)
@@ -364,7 +361,7 @@ def test_server_that_never_answers_times_out() -> None:
         assert info.value.status_code is None
 
 
-def test_server_that_never_accepts_times_out() -> None:
+def test_server_that_never_accepts_times_out(make_client: Any) -> None:
     # A full backlog: the TCP handshake never completes for the client's SYN.
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
@@ -389,7 +386,7 @@ def test_server_that_never_accepts_times_out() -> None:
         listener.close()
 
 
-def test_body_that_trickles_forever_times_out() -> None:
+def test_body_that_trickles_forever_times_out(make_client: Any) -> None:
     def handler(conn: socket.socket, server: RawServer) -> None:
         if server.read(conn) is None:
             return
@@ -406,7 +403,7 @@ def test_body_that_trickles_forever_times_out() -> None:
         assert time.monotonic() - started < HANG_BOUND
 
 
-def test_post_timed_out_then_retried_keeps_its_idempotency_key(srv: Any) -> None:
+def test_post_timed_out_then_retried_keeps_its_idempotency_key(srv: Any, make_client: Any) -> None:
     rec = recorder()
     gate = threading.Event()
 
@@ -450,29 +447,22 @@ def _answer_then_close(how: str) -> Any:
         if how == "rst":
             reset(conn)
         else:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             conn.close()
 
     return handle
-
-
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
-    return TLSFiles(str(tmp_path_factory.mktemp("faults-tls")))
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
 @pytest.mark.parametrize("how", ["fin", "rst"])
 @pytest.mark.parametrize("method", sorted(CALLS))
 def test_idle_keepalive_closed_by_server_is_retried_transparently(
-    method: str, how: str, scheme: str, tls_files: TLSFiles
+    method: str, how: str, scheme: str, tls: TLSFiles, make_client: Any
 ) -> None:
-    tls = tls_files.server_context("localhost", "127.0.0.1") if scheme == "https" else None
-    with RawServer(_answer_then_close(how), tls=tls) as raw:
-        kwargs: Dict[str, Any] = {"verify": tls_files.ca_path} if tls else {}
+    context = tls.server_context("localhost", "127.0.0.1") if scheme == "https" else None
+    with RawServer(_answer_then_close(how), tls=context) as raw:
+        kwargs: Dict[str, Any] = {"verify": tls.ca_path} if context else {}
         client = make_client(raw.url(), max_retries=0, **kwargs)  # a stale connection is not a retry
         client.usage.get()  # opens the connection that will go stale
         assert raw.wait_requests(1)
@@ -483,7 +473,7 @@ def test_idle_keepalive_closed_by_server_is_retried_transparently(
         client.close()
 
 
-def test_stale_retry_happens_once_not_forever() -> None:
+def test_stale_retry_happens_once_not_forever(make_client: Any) -> None:
     # A server that closes every reused connection without answering: the fresh connection
     # answers, so each call costs at most one extra send.
     def handle(conn: socket.socket, server: RawServer) -> None:
@@ -511,7 +501,7 @@ def test_stale_retry_happens_once_not_forever() -> None:
 # -- storms and Retry-After ----------------------------------------------------------------
 
 
-def test_503_storm_backoff_bounds_and_one_idempotency_key_per_call(srv: Any) -> None:
+def test_503_storm_backoff_bounds_and_one_idempotency_key_per_call(srv: Any, make_client: Any) -> None:
     rec = recorder()
     srv.expect_request("/api/v1/generate", method="POST").respond_with_handler(
         rec(lambda n, r: WResponse('{"error": "UNAVAILABLE", "message": "try later"}', 503, content_type="application/json"))
@@ -545,7 +535,7 @@ def test_backoff_of_a_very_late_retry_does_not_overflow() -> None:
         assert 0 <= policy.backoff(n) <= 8.0  # 0.5 * 2.0**1024 would raise OverflowError
 
 
-def test_user_idempotency_key_is_used_on_every_attempt(srv: Any) -> None:
+def test_user_idempotency_key_is_used_on_every_attempt(srv: Any, make_client: Any) -> None:
     rec = recorder()
     srv.expect_request("/api/v1/images/generate", method="POST").respond_with_handler(
         rec(lambda n, r: WResponse("busy", 503) if n < 2 else WResponse('{"id": "i1", "images": ["u"]}', 200))
@@ -556,7 +546,7 @@ def test_user_idempotency_key_is_used_on_every_attempt(srv: Any) -> None:
     assert [s["headers"]["Idempotency-Key"] for s in rec.seen] == ["order-42"] * 3
 
 
-def test_get_storm_gives_up_after_total(srv: Any) -> None:
+def test_get_storm_gives_up_after_total(srv: Any, make_client: Any) -> None:
     rec = recorder()
     serve(srv, rec(lambda n, r: WResponse("<h1>503</h1>", 503, content_type="text/html")))
     with pytest.raises(ServerError):
@@ -574,7 +564,7 @@ def _limited(first: int, headers: Dict[str, str], status: int = 429) -> Any:
     return script
 
 
-def test_retry_after_seconds_is_honoured(srv: Any) -> None:
+def test_retry_after_seconds_is_honoured(srv: Any, make_client: Any) -> None:
     rec = recorder()
     serve(srv, rec(_limited(1, {"Retry-After": "1"})))
     client = make_client(srv.url_for("/api/v1"), max_retries=Retry(total=2, backoff_factor=0.001))
@@ -583,7 +573,7 @@ def test_retry_after_seconds_is_honoured(srv: Any) -> None:
     assert 0.95 <= gap < 1.0 + HANG_BOUND
 
 
-def test_retry_after_http_date_is_honoured(srv: Any) -> None:
+def test_retry_after_http_date_is_honoured(srv: Any, make_client: Any) -> None:
     rec = recorder()
     serve(srv, rec(_limited(1, {"Retry-After": formatdate(time.time() + 2, usegmt=True)})))
     client = make_client(srv.url_for("/api/v1"), max_retries=Retry(total=2, backoff_factor=0.001))
@@ -593,7 +583,7 @@ def test_retry_after_http_date_is_honoured(srv: Any) -> None:
 
 
 @pytest.mark.parametrize("value", ["soon", "", "1e999", "nan", "-5", "Wed, 99 Foo 2024 99:99:99 GMT", formatdate(0, usegmt=True)])
-def test_retry_after_garbage_or_past_falls_back_to_backoff(srv: Any, value: str) -> None:
+def test_retry_after_garbage_or_past_falls_back_to_backoff(srv: Any, value: str, make_client: Any) -> None:
     rec = recorder()
     serve(srv, rec(_limited(2, {"Retry-After": value})))
     client = make_client(srv.url_for("/api/v1"), max_retries=Retry(total=2, backoff_factor=0.01))
@@ -603,7 +593,7 @@ def test_retry_after_garbage_or_past_falls_back_to_backoff(srv: Any, value: str)
     assert len(rec.seen) == 3
 
 
-def test_retry_after_an_hour_gives_up_at_once(srv: Any) -> None:
+def test_retry_after_an_hour_gives_up_at_once(srv: Any, make_client: Any) -> None:
     rec = recorder()
     serve(srv, rec(_limited(100, {"Retry-After": "3600"})))
     client = make_client(srv.url_for("/api/v1"), max_retries=Retry(total=5))
@@ -615,7 +605,7 @@ def test_retry_after_an_hour_gives_up_at_once(srv: Any) -> None:
     assert len(rec.seen) == 1
 
 
-def test_retry_after_an_hour_as_date_gives_up_at_once(srv: Any) -> None:
+def test_retry_after_an_hour_as_date_gives_up_at_once(srv: Any, make_client: Any) -> None:
     rec = recorder()
     serve(srv, rec(_limited(100, {"Retry-After": formatdate(time.time() + 3600, usegmt=True)})))
     started = time.monotonic()
@@ -626,7 +616,7 @@ def test_retry_after_an_hour_as_date_gives_up_at_once(srv: Any) -> None:
     assert len(rec.seen) == 1
 
 
-def test_503_with_long_retry_after_gives_up_at_once(srv: Any) -> None:
+def test_503_with_long_retry_after_gives_up_at_once(srv: Any, make_client: Any) -> None:
     rec = recorder()
     serve(srv, rec(_limited(100, {"Retry-After": "3600"}, status=503)))
     started = time.monotonic()
@@ -636,7 +626,7 @@ def test_503_with_long_retry_after_gives_up_at_once(srv: Any) -> None:
     assert len(rec.seen) == 1
 
 
-def test_max_retry_after_is_configurable(srv: Any) -> None:
+def test_max_retry_after_is_configurable(srv: Any, make_client: Any) -> None:
     rec = recorder()
     serve(srv, rec(_limited(100, {"Retry-After": "2"})))
     started = time.monotonic()
@@ -647,7 +637,7 @@ def test_max_retry_after_is_configurable(srv: Any) -> None:
     assert len(rec.seen) == 1
 
 
-def test_rate_limit_storm_ends_with_rate_limit_error(srv: Any) -> None:
+def test_rate_limit_storm_ends_with_rate_limit_error(srv: Any, make_client: Any) -> None:
     rec = recorder()
     serve(srv, rec(_limited(100, {"Retry-After": "0"})))
     with pytest.raises(RateLimitError) as info:
@@ -658,9 +648,30 @@ def test_rate_limit_storm_ends_with_rate_limit_error(srv: Any) -> None:
 
 def test_every_error_is_a_visgate_error() -> None:
     # The hierarchy a caller relies on: a single except clause catches every failure above.
-    for cls in (ConnectionError, TLSError, TimeoutError, InvalidResponseError, ServerError, RateLimitError):
+    for cls in EXCEPTIONS:
         assert issubclass(cls, VisgateError)
     assert issubclass(TLSError, ConnectionError)
     import builtins
 
     assert visgate_sdk.ConnectionError is not builtins.ConnectionError  # ours shadows the builtin on purpose
+
+
+def test_a_stale_connection_that_is_dropped_is_also_closed(make_client: Any) -> None:
+    # The pool forgets the connection the server closed; its socket must be closed too, not
+    # left to the garbage collector (a ResourceWarning, and a file descriptor held until then).
+    with RawServer(_answer_then_close("fin")) as raw:
+        client = make_client(raw.url(), max_retries=0)
+        client.usage.get()
+        stale = client._session.transport._pool()[client._session.origin]
+        stale_sock = stale.sock
+        assert stale_sock is not None
+        assert raw.wait_requests(1)
+        time.sleep(0.25)  # the server has closed it by now
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            client.usage.get()
+            gc.collect()
+        assert raw.connections == 2
+        assert client._session.transport._pool()[client._session.origin] is not stale
+        assert stale.sock is None and stale_sock.fileno() == -1, "the dropped connection's socket is closed"
+        assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []

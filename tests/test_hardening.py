@@ -14,7 +14,7 @@ import time
 from typing import Any, List
 
 import pytest
-from _servers import RawServer, keepalive_json_handler, response_bytes
+from tests._servers import RawServer, keepalive_json_handler, response_bytes
 from pytest_httpserver import HTTPServer
 
 import visgate_sdk

@@ -18,10 +18,9 @@ import sys
 import threading
 from typing import Any, Dict, Iterator, List
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import pytest  # noqa: E402
-from _servers import RefusedPort, http_server  # noqa: E402
+from tests._servers import RefusedPort, http_server  # noqa: E402
 from pytest_httpserver import HTTPServer  # noqa: E402
 from werkzeug import Request, Response  # noqa: E402
 

@@ -82,7 +82,10 @@ def test_positional_construction_matches_the_reference_order():
 def test_pickle_round_trip_in_a_fresh_process():
     result = ModelsResponse.from_dict({"models": [{"id": "a/b", "name": "A"}], "total_count": 1, "extra": 7})
     blob = pickle.dumps(result)
-    code = "import pickle, sys, visgate_sdk; r = pickle.loads(sys.stdin.buffer.read()); print(repr(r.models[0])[:28]); print(r.raw['extra'])"
+    code = (
+        "import pickle, sys, visgate_sdk; r = pickle.loads(sys.stdin.buffer.read()); "
+        "print(repr(r.models[0])[:28]); print(r.raw['extra'])"
+    )
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr

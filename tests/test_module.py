@@ -12,11 +12,12 @@ import subprocess
 import sys
 import sysconfig
 import textwrap
-from typing import Set
+from typing import Sequence, Set
 
 import pytest
 
 import visgate_sdk
+from tests.conftest import EXCEPTION_NAMES
 
 SOURCE_PATH = os.path.abspath(visgate_sdk.__file__)
 ROOT = os.path.dirname(SOURCE_PATH)
@@ -25,23 +26,6 @@ with open(SOURCE_PATH, encoding="utf-8") as _f:
     SOURCE = _f.read()
 TREE = ast.parse(SOURCE)
 
-EXCEPTION_NAMES = [
-    "VisgateError",
-    "AuthenticationError",
-    "PermissionDeniedError",
-    "NotFoundError",
-    "ConflictError",
-    "ValidationError",
-    "RateLimitError",
-    "ProviderError",
-    "ServerError",
-    "TimeoutError",
-    "ConnectionError",
-    "TLSError",
-    "InvalidResponseError",
-    "DownloadError",
-    "BudgetExceededError",
-]
 
 # The reference client's (visgate-sdk 0.0.3) public names: all must exist here too.
 REFERENCE_ALL = [
@@ -71,11 +55,12 @@ REFERENCE_ALL = [
 ]
 
 
-def run_python(code: str, *args: str, cwd: str = ROOT) -> subprocess.CompletedProcess:
-    """Run ``code`` in a fresh interpreter without site-packages or environment hooks."""
+def run_python(code: str, *args: str, path: Sequence[str] = (ROOT,), cwd: str = ROOT) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter without site-packages or environment hooks; ``path`` is its PYTHONPATH."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PYTHONPATH"] = os.pathsep.join(path)
     return subprocess.run(
-        [sys.executable, "-S", "-E", "-c", textwrap.dedent(code), *args],
+        [sys.executable, "-S", "-c", textwrap.dedent(code), *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -178,8 +163,6 @@ def test_exceptions_find_spec() -> None:
 def test_exceptions_import_forms_in_a_fresh_interpreter() -> None:
     result = run_python(
         """
-        import sys
-        sys.path.insert(0, sys.argv[1])
         import importlib, importlib.util
         import visgate_sdk.exceptions
         import visgate_sdk.exceptions as exc
@@ -191,7 +174,6 @@ def test_exceptions_import_forms_in_a_fresh_interpreter() -> None:
         assert visgate_sdk.exceptions.AuthenticationError is AuthenticationError
         print("ok")
         """,
-        ROOT,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
@@ -201,14 +183,11 @@ def test_exceptions_import_first_in_a_fresh_interpreter() -> None:
     # The README imports the submodule before (or without) the top-level module.
     result = run_python(
         """
-        import sys
-        sys.path.insert(0, sys.argv[1])
         from visgate_sdk.exceptions import RateLimitError
         from visgate_sdk import RateLimitError as top
         assert RateLimitError is top
         print("ok")
         """,
-        ROOT,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
@@ -224,8 +203,6 @@ def test_vendored_copy(tmp_path: "os.PathLike[str]") -> None:
     result = run_python(
         """
         import sys
-        sys.path.insert(0, sys.argv[1])
-        sys.path.insert(1, sys.argv[2])
         import importlib.util
         from myapp._vendor.visgate_sdk.exceptions import VisgateError, AuthenticationError
         from myapp._vendor.visgate_sdk import Client, VisgateError as V2
@@ -242,8 +219,7 @@ def test_vendored_copy(tmp_path: "os.PathLike[str]") -> None:
         assert "exceptions" not in sys.modules
         print(Client.__name__)
         """,
-        str(tmp_path),
-        ROOT,
+        path=(str(tmp_path), ROOT),
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "Client"
@@ -258,13 +234,11 @@ def test_import_does_not_load_heavy_modules() -> None:
     result = run_python(
         """
         import sys
-        sys.path.insert(0, sys.argv[1])
-        preloaded = [m for m in sys.argv[2:] if m in sys.modules]
+        preloaded = [m for m in sys.argv[1:] if m in sys.modules]
         assert not preloaded, preloaded
         import visgate_sdk
-        print(",".join(m for m in sys.argv[2:] if m in sys.modules))
+        print(",".join(m for m in sys.argv[1:] if m in sys.modules))
         """,
-        ROOT,
         *LAZY,
     )
     assert result.returncode == 0, result.stderr
@@ -275,14 +249,12 @@ def test_creating_a_sync_client_does_not_load_asyncio_or_ssl() -> None:
     result = run_python(
         """
         import sys
-        sys.path.insert(0, sys.argv[1])
         import visgate_sdk
         client = visgate_sdk.Client("vg-k")
         repr(client)
         client.close()
         print(",".join(m for m in ("asyncio", "ssl", "logging", "json") if m in sys.modules))
         """,
-        ROOT,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
@@ -345,13 +317,11 @@ def test_stdlib_check_would_catch_a_third_party_import() -> None:
 def test_module_runs_on_this_interpreter_without_warnings() -> None:
     result = run_python(
         """
-        import sys, warnings
+        import warnings
         warnings.simplefilter("error")
-        sys.path.insert(0, sys.argv[1])
         import visgate_sdk
         print(visgate_sdk.__version__)
         """,
-        ROOT,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == visgate_sdk.__version__

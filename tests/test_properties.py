@@ -8,29 +8,32 @@ what it received byte for byte (the raw request target, the headers, the body).
 from __future__ import annotations
 
 import json
-import os
 import re
-import sys
 import threading
 import tracemalloc
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 from urllib.parse import unquote
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from werkzeug.wrappers import Request as WRequest
+from werkzeug.wrappers import Response as WResponse
 
-import pytest  # noqa: E402
-from _servers import http_server, raw_uri  # noqa: E402,F401
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from werkzeug.wrappers import Request as WRequest  # noqa: E402
-from werkzeug.wrappers import Response as WResponse  # noqa: E402
-
-import visgate_sdk  # noqa: E402
-from visgate_sdk import AuthenticationError, Client, ValidationError, VisgateError  # noqa: E402
+import visgate_sdk
+from tests._servers import http_server, raw_uri
+from visgate_sdk import AuthenticationError, Client, ValidationError, VisgateError
 
 KEY = "vg-prop-key-00112233"
 PREFIX = "/api/v1"
-SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+CLIENT_DEFAULTS = {"api_key": KEY, "max_retries": 0, "timeout": 5.0}  # for make_client(live.url, ...)
+# make_client is function-scoped on purpose: one factory per test, shared by its examples,
+# and every client it made is closed when the test ends.
+SETTINGS = settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+)
 
 
 class Live:
@@ -70,13 +73,6 @@ def live() -> Iterator[Live]:
         yield state
 
 
-def client_for(live: Live, **kwargs: Any) -> Client:
-    kwargs.setdefault("api_key", KEY)
-    kwargs.setdefault("max_retries", 0)
-    kwargs.setdefault("timeout", 5.0)
-    return Client(base_url=live.url, **kwargs)
-
-
 # -- any answer to any endpoint ------------------------------------------------------------
 
 ENDPOINTS: List[Tuple[str, Callable[[Client], Any]]] = [
@@ -103,6 +99,31 @@ ENDPOINTS: List[Tuple[str, Callable[[Client], Any]]] = [
     ("billing.pricing", lambda c: c.billing.pricing()),
     ("health", lambda c: c.health()),
 ]
+V = visgate_sdk
+RESULT_TYPES: Dict[str, Any] = {  # what each endpoint returns when it does not raise
+    "generate": V.GenerateResult,
+    "images.generate": V.ImageResult,
+    "images.generate async": (V.ImageResult, V.GenerationRequest),
+    "videos.generate": V.VideoResult,
+    "requests.get": V.RequestStatusResult,
+    "models.list": V.ModelsResponse,
+    "models.get": V.ModelInfo,
+    "models.search": V.ModelsResponse,
+    "usage.get": V.UsageSummary,
+    "usage.logs": list,
+    "usage.dashboard": dict,
+    "providers.list_keys": V.ProviderKeysResponse,
+    "providers.set_key": V.ProviderKeyInfo,
+    "providers.delete_key": dict,
+    "providers.validate_key": V.ProviderValidationResult,
+    "providers.balances": V.ProviderBalancesResponse,
+    "auth.me": V.AuthInfo,
+    "api_keys.list": list,
+    "billing.stats": dict,
+    "billing.info": V.BillingInfo,
+    "billing.pricing": V.BillingPricing,
+    "health": dict,
+}
 
 # Field names the parsers look for, so examples often hit a real field with a wrong value.
 FIELDS = sorted(
@@ -182,11 +203,9 @@ def answers(draw: Any) -> Tuple[int, bytes, Dict[str, str]]:
     return status, body, headers
 
 
-@pytest.fixture(scope="module")
-def answer_client(live: Live) -> Iterator[Client]:
-    client = client_for(live, fal_key="fal-key-prop-123456", timeout=2.0)
-    yield client
-    client.close()
+@pytest.fixture
+def answer_client(live: Live, make_client: Any) -> Client:
+    return make_client(live.url, fal_key="fal-key-prop-123456", timeout=2.0)
 
 
 @settings(SETTINGS, max_examples=200)
@@ -197,11 +216,18 @@ def test_any_answer_to_any_endpoint_is_a_result_or_a_visgate_error(
     status, body, headers = answer
     live.script(status, body, headers)
     try:
-        endpoint[1](answer_client)
+        result = endpoint[1](answer_client)
     except VisgateError as exc:
         assert isinstance(exc.message, str) and isinstance(exc.error_code, str)
         str(exc), repr(exc)  # printable
         assert "fal-key-prop-123456" not in str(exc)
+        return
+    # A result only for a 2xx answer, and of the documented type (never a half-parsed body).
+    assert 200 <= status < 300, (status, result)
+    assert isinstance(result, RESULT_TYPES[endpoint[0]]), (endpoint[0], type(result))
+    if isinstance(result, list):
+        expected_item = V.ApiKeyInfo if endpoint[0] == "api_keys.list" else dict
+        assert all(isinstance(item, expected_item) for item in result)
 
 
 # -- path parameters stay inside their route -----------------------------------------------
@@ -225,10 +251,10 @@ ROUTES = [
 
 @SETTINGS
 @given(route=st.sampled_from(ROUTES), value=any_text)
-def test_any_string_stays_inside_its_route(live: Live, route: Any, value: str) -> None:
-    name, prefix, slashes, call = route
+def test_any_string_stays_inside_its_route(live: Live, route: Any, value: str, make_client: Any) -> None:
+    _name, prefix, slashes, call = route
     live.script(200, json.dumps({"id": "m", "request_id": "r", "status": "pending"}).encode(), {"Content-Type": "application/json"})
-    client = client_for(live)
+    client = make_client(live.url)
     try:
         call(client, value)
     except ValidationError:
@@ -249,9 +275,9 @@ def test_any_string_stays_inside_its_route(live: Live, route: Any, value: str) -
 
 
 @pytest.mark.parametrize("value", ["fal-ai/flux/schnell", "replicate/black-forest-labs/flux-1.1-pro", "a b/c%d", "日本/モデル"])
-def test_ordinary_model_ids_are_accepted(live: Live, value: str) -> None:
+def test_ordinary_model_ids_are_accepted(live: Live, value: str, make_client: Any) -> None:
     live.script(200, b'{"id": "m"}', {"Content-Type": "application/json"})
-    client_for(live).models.get(value)
+    make_client(live.url).models.get(value)
     assert unquote(live.received[0]["uri"][len(PREFIX + "/models/") :]) == value
 
 
@@ -276,13 +302,13 @@ header_values = st.one_of(
 
 @SETTINGS
 @given(place=st.sampled_from(HEADER_PLACES), value=header_values)
-def test_any_header_value_is_sent_intact_or_refused(live: Live, place: Any, value: str) -> None:
+def test_any_header_value_is_sent_intact_or_refused(live: Live, place: Any, value: str, make_client: Any) -> None:
     name, header, ctor_kwargs, call = place
     live.script(200, b'{"id": "g", "total_requests": 1}', {"Content-Type": "application/json"})
     kwargs = dict(api_key=KEY)
     kwargs.update(ctor_kwargs(value))
     try:
-        client = client_for(live, **kwargs)
+        client = make_client(live.url, **kwargs)
         call(client, value)
     except ValidationError as exc:
         assert live.received == []
@@ -307,23 +333,25 @@ def test_any_header_value_is_sent_intact_or_refused(live: Live, place: Any, valu
     crlf=st.sampled_from(["\r", "\n", "\r\n", "\r\n "]),
     right=st.tuples(st.sampled_from("abcX"), st.text(alphabet="abc:X-Evil 1", max_size=8)).map("".join),
 )
-def test_cr_lf_inside_a_header_value_is_a_validation_error(live: Live, place: Any, left: str, crlf: str, right: str) -> None:
-    name, header, ctor_kwargs, call = place
+def test_cr_lf_inside_a_header_value_is_a_validation_error(
+    live: Live, place: Any, left: str, crlf: str, right: str, make_client: Any
+) -> None:
+    _name, _header, ctor_kwargs, call = place
     value = left + crlf + right
     live.script(200, b'{"id": "g"}', {"Content-Type": "application/json"})
     with pytest.raises(ValidationError):
         kwargs = dict(api_key=KEY)
         kwargs.update(ctor_kwargs(value))
-        call(client_for(live, **kwargs), value)
+        call(make_client(live.url, **kwargs), value)
     assert live.received == []
 
 
 @SETTINGS
 @given(name=st.text(max_size=12))
-def test_any_header_name_is_sent_or_refused(live: Live, name: str) -> None:
+def test_any_header_name_is_sent_or_refused(live: Live, name: str, make_client: Any) -> None:
     live.script(200, b'{"total_requests": 1}', {"Content-Type": "application/json"})
     try:
-        client_for(live, default_headers={name: "v"}).usage.get()
+        make_client(live.url, default_headers={name: "v"}).usage.get()
     except ValidationError:
         assert live.received == []
         return
@@ -339,10 +367,10 @@ def test_any_header_name_is_sent_or_refused(live: Live, name: str) -> None:
 
 @SETTINGS
 @given(params=st.dictionaries(st.text(max_size=8), json_values | st.floats() | st.text(alphabet="a\ud800", max_size=3), max_size=5))
-def test_any_params_arrive_exactly_or_are_refused(live: Live, params: Dict[str, Any]) -> None:
+def test_any_params_arrive_exactly_or_are_refused(live: Live, params: Dict[str, Any], make_client: Any) -> None:
     live.script(200, b'{"id": "g"}', {"Content-Type": "application/json"})
     try:
-        client_for(live).generate("a cat", params=params)
+        make_client(live.url).generate("a cat", params=params)
     except ValidationError:
         assert live.received == []
         return
@@ -376,10 +404,10 @@ def _catalogue(n: int) -> bytes:
     return json.dumps({"models": models, "total_count": n, "last_updated": "2026-01-01T00:00:00Z"}).encode()
 
 
-def test_a_20000_model_catalogue_parses_in_bounded_memory(live: Live) -> None:
+def test_a_20000_model_catalogue_parses_in_bounded_memory(live: Live, make_client: Any) -> None:
     body = _catalogue(20_000)
     live.script(200, body, {"Content-Type": "application/json"})
-    client = client_for(live, timeout=60.0)
+    client = make_client(live.url, timeout=60.0)
     client.health()  # warm up: imports and the first connection are not the answer's cost
     live.script(200, body, {"Content-Type": "application/json"})
     tracemalloc.start()

@@ -14,9 +14,10 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request
 
 import visgate_sdk
+from tests.conftest import TEST_API_KEY
 
 P = "/api/v1"
-ENV_KEY = "vg-readme-key"
+ENV_KEY = TEST_API_KEY  # what the env_server fixture puts in VISGATE_API_KEY
 
 # -- the README's snippets, verbatim ---------------------------------------------------------
 
@@ -171,15 +172,8 @@ def _json(payload: Any, status: int = 200) -> Any:
 
 
 @pytest.fixture
-def env(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> HTTPServer:
-    monkeypatch.setenv("VISGATE_API_KEY", ENV_KEY)
-    monkeypatch.setenv("VISGATE_BASE_URL", httpserver.url_for(P))
-    return httpserver
-
-
-@pytest.fixture
-def api(env: HTTPServer) -> HTTPServer:
-    server = env
+def api(env_server: HTTPServer) -> HTTPServer:
+    server = env_server
     server.expect_request(P + "/generate", method="POST").respond_with_handler(lambda r: _json(_generate_answer(r)))
     server.expect_request(P + "/images/generate", method="POST").respond_with_json(
         {"id": "img_1", "images": [CAT], "model": "fal-ai/flux/schnell", "provider": "fal", "cost": 0.003, "cache_hit": False}
@@ -349,13 +343,13 @@ def test_async_client(api: HTTPServer) -> None:
     assert models.path == P + "/models" and models.args["limit"] == "10"
 
 
-def test_cache_hit_on_repeat(env: HTTPServer) -> None:
+def test_cache_hit_on_repeat(env_server: HTTPServer) -> None:
     # "Repeat the same request to get a cache hit (result.cache_hit == True, lower latency and cost)."
     answers = iter([
         {"id": "a", "images": [CAT], "cost": 0.003, "cache_hit": False, "latency_ms": 900},
         {"id": "b", "images": [CAT], "cost": 0.0, "cache_hit": True, "latency_ms": 40, "provider_cost_avoided_micro": 3000},
     ])
-    env.expect_request(P + "/images/generate", method="POST").respond_with_handler(lambda r: _json(next(answers)))
+    env_server.expect_request(P + "/images/generate", method="POST").respond_with_handler(lambda r: _json(next(answers)))
     ns = run_snippet(SETUP, GENERATION.split("# Full control\n")[1], "first = result\n", GENERATION.split("# Full control\n")[1])
     first, second = ns["first"], ns["result"]
     assert first.cache_hit is False and second.cache_hit is True
@@ -376,19 +370,18 @@ EXCEPTION_CASES = [
 
 @pytest.mark.parametrize("name,status,payload,headers,printed", EXCEPTION_CASES, ids=[c[0] for c in EXCEPTION_CASES])
 def test_exceptions_snippet(
-    env: HTTPServer, capsys: pytest.CaptureFixture, fake_time: Any,
+    env_server: HTTPServer, capsys: pytest.CaptureFixture, fake_time: Any,
     name: str, status: int, payload: Any, headers: Dict[str, str], printed: str,
 ) -> None:
-    env.expect_request(P + "/generate", method="POST").respond_with_json(payload, status=status, headers=headers)
+    env_server.expect_request(P + "/generate", method="POST").respond_with_json(payload, status=status, headers=headers)
     run_snippet(EXCEPTIONS)
     assert capsys.readouterr().out == printed
-    assert sent(env)[0].headers["Authorization"] == "Bearer " + ENV_KEY
+    assert sent(env_server)[0].headers["Authorization"] == "Bearer " + ENV_KEY
 
 
-def test_exceptions_snippet_without_a_key(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch,
-                                          capsys: pytest.CaptureFixture) -> None:
+def test_exceptions_snippet_without_a_key(httpserver: HTTPServer, point_env: Any, capsys: pytest.CaptureFixture) -> None:
     # No VISGATE_API_KEY at all: the README's handler still says to check the key.
-    monkeypatch.setenv("VISGATE_BASE_URL", httpserver.url_for(P))
+    point_env(httpserver, None)
     run_snippet(EXCEPTIONS)
     assert capsys.readouterr().out == "Check your API key\n"
     assert httpserver.log == []

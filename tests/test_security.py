@@ -17,29 +17,20 @@ import textwrap
 import traceback
 from typing import Any, Iterator, List
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pytest
+from werkzeug.wrappers import Request as WRequest
+from werkzeug.wrappers import Response as WResponse
 
-import pytest  # noqa: E402
-from _servers import (  # noqa: E402,F401
-    RawServer,
-    RefusedPort,
-    TLSFiles,
-    http_server,
-    https_server,
-    keepalive_json_handler,
-    response_bytes,
-)
-from werkzeug.wrappers import Request as WRequest  # noqa: E402
-from werkzeug.wrappers import Response as WResponse  # noqa: E402
-
-import visgate_sdk  # noqa: E402
-from visgate_sdk import (  # noqa: E402
+import visgate_sdk
+from tests._servers import RawServer, RefusedPort, TLSFiles, http_server, https_server
+from visgate_sdk import (
     AsyncClient,
     AuthenticationError,
-    Client,
     ConnectionError,
+    InvalidResponseError,
     ProviderError,
     Retry,
+    ServerError,
     TimeoutError,
     TLSError,
     ValidationError,
@@ -71,14 +62,15 @@ def everything_printable(err: BaseException) -> str:
     return "\n".join(parts)
 
 
-def make_client(url: str, **kwargs: Any) -> Client:
-    kwargs.setdefault("api_key", API_KEY)
-    kwargs.setdefault("fal_key", FAL_KEY)
-    kwargs.setdefault("replicate_key", REPLICATE_KEY)
-    kwargs.setdefault("runway_key", RUNWAY_KEY)
-    kwargs.setdefault("max_retries", 0)
-    kwargs.setdefault("timeout", 5.0)
-    return Client(base_url=url, **kwargs)
+# for make_client(url, ...): every key set, no retries
+CLIENT_DEFAULTS = {
+    "api_key": API_KEY,
+    "fal_key": FAL_KEY,
+    "replicate_key": REPLICATE_KEY,
+    "runway_key": RUNWAY_KEY,
+    "max_retries": 0,
+    "timeout": 5.0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +106,7 @@ def echo_headers(request: WRequest) -> WResponse:
 # -- redirects -----------------------------------------------------------------------------
 
 
-def test_same_origin_redirect_keeps_credentials(a: Any) -> None:
+def test_same_origin_redirect_keeps_credentials(a: Any, make_client: Any) -> None:
     a.expect_request("/api/v1/usage").respond_with_data("", 307, headers={"Location": "/api/v1/usage-moved?period=month"})
     a.expect_request("/api/v1/usage-moved").respond_with_handler(echo_headers)
     result = make_client(a.url_for("/api/v1")).usage.get()
@@ -124,17 +116,17 @@ def test_same_origin_redirect_keeps_credentials(a: Any) -> None:
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
-def test_cross_port_redirect_strips_credentials(a: Any, b: Any, status: int) -> None:
+def test_cross_port_redirect_strips_credentials(a: Any, b: Any, status: int, make_client: Any) -> None:
     a.expect_request("/api/v1/usage").respond_with_data("", status, headers={"Location": b.url_for("/elsewhere")})
     b.expect_request("/elsewhere").respond_with_handler(echo_headers)
     client = make_client(a.url_for("/api/v1"), default_headers={"X-Org-Key": "org-secret-value-1234567890"})
     seen = client.usage.get().raw["seen"]
-    for name in SECRET_HEADERS + ("x-org-key",):
+    for name in (*SECRET_HEADERS, "x-org-key"):
         assert name not in seen, name
     assert seen["user-agent"].startswith("visgate-sdk-python/")
 
 
-def test_cross_host_same_port_redirect_strips_credentials(a: Any) -> None:
+def test_cross_host_same_port_redirect_strips_credentials(a: Any, make_client: Any) -> None:
     # 127.0.0.1 and localhost are the same socket but not the same origin.
     a.expect_request("/api/v1/usage").respond_with_data(
         "", 302, headers={"Location": "http://localhost:%d/other" % a.port}
@@ -145,7 +137,7 @@ def test_cross_host_same_port_redirect_strips_credentials(a: Any) -> None:
         assert name not in seen
 
 
-def test_cross_origin_307_post_keeps_body_and_key_but_not_credentials(a: Any, b: Any) -> None:
+def test_cross_origin_307_post_keeps_body_and_key_but_not_credentials(a: Any, b: Any, make_client: Any) -> None:
     a.expect_request("/api/v1/providers/validate", method="POST").respond_with_data(
         "", 307, headers={"Location": b.url_for("/validate")}
     )
@@ -160,7 +152,7 @@ def test_cross_origin_307_post_keeps_body_and_key_but_not_credentials(a: Any, b:
     assert len(b.log) == 1 and len(a.log) == 1
 
 
-def test_redirect_after_post_becomes_get_without_body_or_idempotency_key(a: Any) -> None:
+def test_redirect_after_post_becomes_get_without_body_or_idempotency_key(a: Any, make_client: Any) -> None:
     a.expect_request("/api/v1/generate", method="POST").respond_with_data("", 303, headers={"Location": "/api/v1/result"})
     a.expect_request("/api/v1/result", method="GET").respond_with_handler(echo_headers)
     result = make_client(a.url_for("/api/v1")).generate("a cat")
@@ -170,7 +162,7 @@ def test_redirect_after_post_becomes_get_without_body_or_idempotency_key(a: Any)
     assert seen["authorization"] == "Bearer " + API_KEY  # same origin
 
 
-def test_credentials_do_not_come_back_after_leaving_the_origin(a: Any, b: Any) -> None:
+def test_credentials_do_not_come_back_after_leaving_the_origin(a: Any, b: Any, make_client: Any) -> None:
     a.expect_request("/api/v1/usage").respond_with_data("", 302, headers={"Location": b.url_for("/bounce")})
     b.expect_request("/bounce").respond_with_data("", 302, headers={"Location": a.url_for("/api/v1/final")})
     a.expect_request("/api/v1/final").respond_with_handler(echo_headers)
@@ -195,12 +187,7 @@ def test_should_strip_auth_rule(old: Any, new: Any, strip: bool) -> None:
     assert visgate_sdk._should_strip_auth(visgate_sdk._Origin(*old), visgate_sdk._Origin(*new)) is strip
 
 
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
-    return TLSFiles(str(tmp_path_factory.mktemp("security-tls")))
-
-
-def test_https_to_http_redirect_is_refused(tls: TLSFiles, b: Any) -> None:
+def test_https_to_http_redirect_is_refused(tls: TLSFiles, b: Any, make_client: Any) -> None:
     b.expect_request("/plain").respond_with_handler(echo_headers)
     for secure in https_server(tls.server_context()):
         secure.expect_request("/api/v1/usage").respond_with_data("", 302, headers={"Location": b.url_for("/plain")})
@@ -213,12 +200,13 @@ def test_https_to_http_redirect_is_refused(tls: TLSFiles, b: Any) -> None:
         client.close()
 
 
-def test_download_sends_no_credentials(a: Any, tmp_path: Any) -> None:
+def test_download_sends_no_credentials(a: Any, tmp_path: Any, make_client: Any) -> None:
     a.expect_request("/media/x.png").respond_with_handler(
         lambda r: WResponse(repr(dict(r.headers)).encode(), 200, content_type="image/png")
     )
     out = make_client(a.url_for("/api/v1")).download(a.url_for("/media/x.png"), str(tmp_path / "x.png"))
-    text = open(out, "rb").read().decode()
+    with open(out, "rb") as handle:
+        text = handle.read().decode()
     assert not leaks(text)
     assert "Authorization" not in text
 
@@ -244,20 +232,33 @@ ECHO_CASES = [
     ("straddle-500", 500, "text/plain", "e" * 185 + "%s%s"),
     ("straddle-200", 200, "text/plain", "e" * 105 + "%s%s"),
 ]
+ECHO_ERRORS = {
+    "json-message": AuthenticationError,
+    "json-details": ValidationError,
+    "json-code": ValidationError,
+    "provider": ProviderError,
+    "fastapi": ValidationError,
+    "html-500": ServerError,
+    "html-200": InvalidResponseError,
+    "straddle-500": ServerError,
+    "straddle-200": InvalidResponseError,
+}
 
 
 @pytest.mark.parametrize("name, status, content_type, template", ECHO_CASES, ids=[c[0] for c in ECHO_CASES])
 @pytest.mark.parametrize("which", [API_KEY, FAL_KEY, RUNWAY_KEY])
-def test_server_echoing_a_key_gets_it_redacted(a: Any, name: str, status: int, content_type: str, template: str, which: str) -> None:
+def test_server_echoing_a_key_gets_it_redacted(
+    a: Any, name: str, status: int, content_type: str, template: str, which: str, make_client: Any
+) -> None:
     a.expect_request("/api/v1/usage").respond_with_handler(_echo_error(status, content_type, template % (which, which)))
-    with pytest.raises(VisgateError) as info:
+    with pytest.raises(ECHO_ERRORS[name]) as info:
         make_client(a.url_for("/api/v1")).usage.get()
     text = everything_printable(info.value)
     assert not leaks(text), text
     assert "***" in str(info.value) or name.startswith(("json-details", "json-code", "fastapi")) or "straddle" in name
 
 
-def test_provider_error_keeps_its_meaning_after_redaction(a: Any) -> None:
+def test_provider_error_keeps_its_meaning_after_redaction(a: Any, make_client: Any) -> None:
     body = '{"error": "PROVIDER_ERROR", "message": "fal rejected key %s", "details": {"provider": "fal"}}' % FAL_KEY
     a.expect_request("/api/v1/usage").respond_with_data(body, 502, content_type="application/json")
     with pytest.raises(ProviderError) as info:
@@ -266,7 +267,7 @@ def test_provider_error_keeps_its_meaning_after_redaction(a: Any) -> None:
     assert str(info.value) == "[PROVIDER_ERROR] fal rejected key ***"
 
 
-def test_network_errors_say_nothing_secret() -> None:
+def test_network_errors_say_nothing_secret(make_client: Any) -> None:
     refused = RefusedPort()
     try:
         with pytest.raises(ConnectionError) as info:
@@ -285,7 +286,7 @@ def test_network_errors_say_nothing_secret() -> None:
         assert not leaks(everything_printable(tinfo.value))
 
 
-def test_tls_errors_say_nothing_secret(tls: TLSFiles) -> None:
+def test_tls_errors_say_nothing_secret(tls: TLSFiles, make_client: Any) -> None:
     for secure in https_server(tls.server_context()):
         with pytest.raises(TLSError) as info:
             make_client("https://localhost:%d/api/v1" % secure.port).usage.get()
@@ -293,14 +294,14 @@ def test_tls_errors_say_nothing_secret(tls: TLSFiles) -> None:
 
 
 @pytest.mark.parametrize("bad", [API_KEY + "\r\nX-Evil: 1", API_KEY[:10] + "\n" + API_KEY[10:], API_KEY + "\x00"])
-def test_validation_errors_never_echo_the_bad_value(bad: str) -> None:
+def test_validation_errors_never_echo_the_bad_value(bad: str, make_client: Any) -> None:
     for kwargs in ({"api_key": bad}, {"fal_key": bad}, {"replicate_key": bad}, {"runway_key": bad}, {"default_headers": {"X-K": bad}}):
         with pytest.raises(ValidationError) as info:
             make_client("http://127.0.0.1:9/api/v1", **kwargs)
         assert not leaks(everything_printable(info.value)), kwargs
 
 
-def test_reprs_show_no_keys() -> None:
+def test_reprs_show_no_keys(make_client: Any) -> None:
     client = make_client("http://127.0.0.1:9/api/v1")
     texts = [repr(client), str(client), repr(client.__dict__.get("_retry")), repr(client.models), repr(vars(client.images))]
     aclient = AsyncClient(api_key=API_KEY, fal_key=FAL_KEY, base_url="http://127.0.0.1:9/api/v1")
@@ -310,7 +311,7 @@ def test_reprs_show_no_keys() -> None:
     asyncio.run(aclient.close())
 
 
-def test_errors_from_every_path_pass_the_leak_check(a: Any) -> None:
+def test_errors_from_every_path_pass_the_leak_check(a: Any, make_client: Any) -> None:
     errors: List[BaseException] = []
     for status in (400, 401, 403, 404, 409, 422, 429, 500, 502, 503):
         a.clear()
@@ -329,7 +330,7 @@ def test_errors_from_every_path_pass_the_leak_check(a: Any) -> None:
 # -- logs ----------------------------------------------------------------------------------
 
 
-def test_debug_logging_shows_no_keys(a: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_debug_logging_shows_no_keys(a: Any, caplog: pytest.LogCaptureFixture, make_client: Any) -> None:
     calls = {"n": 0}
 
     def flaky(request: WRequest) -> WResponse:
@@ -355,8 +356,6 @@ def test_debug_logging_shows_no_keys(a: Any, caplog: pytest.LogCaptureFixture) -
 
 SUBPROCESS_SCRIPT = textwrap.dedent(
     """
-    import sys
-    sys.path.insert(0, %(root)r)
     import visgate_sdk
     from visgate_sdk import Client, Retry, VisgateError
     client = Client(max_retries=Retry(total=1, backoff_factor=0.001), fal_key=%(fal)r, runway_key=%(runway)r)
@@ -385,8 +384,8 @@ def test_visgate_log_debug_in_a_subprocess_shows_no_keys(a: Any) -> None:
     refused = RefusedPort()
     env = {k: v for k, v in os.environ.items() if not k.upper().endswith("_PROXY")}
     env.update(VISGATE_LOG="debug", VISGATE_API_KEY=API_KEY, VISGATE_BASE_URL=a.url_for("/api/v1"))
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     script = SUBPROCESS_SCRIPT % {
-        "root": os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         "fal": FAL_KEY,
         "runway": RUNWAY_KEY,
         "refused": refused.port,
@@ -406,7 +405,7 @@ def test_visgate_log_debug_in_a_subprocess_shows_no_keys(a: Any) -> None:
 # -- proxy credentials ---------------------------------------------------------------------
 
 
-def test_proxy_password_never_in_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_proxy_password_never_in_errors(monkeypatch: pytest.MonkeyPatch, make_client: Any) -> None:
     refused = RefusedPort()
     try:
         monkeypatch.setenv("HTTPS_PROXY", "http://proxyuser:prx-PASSWORD-0a1b2c3d4e5f@127.0.0.1:%d" % refused.port)
