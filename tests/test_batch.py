@@ -232,6 +232,7 @@ def test_a_killed_batch_rerun_bills_every_item_exactly_once(client: Client, emu:
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(10)
+        proc.stdout.close()  # type: ignore[union-attr]
     assert proc.returncode == -signal.SIGKILL
     time.sleep(0.6)  # requests the dead process had in flight are answered (and billed) by the server
     before = billed_logs(client)

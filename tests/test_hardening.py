@@ -254,7 +254,8 @@ def test_saved_files_get_the_mode_open_would_give(media: str, tmp_path: Any, uma
         path = Client(api_key=KEY).download(media, tmp_path / "a.png")
     finally:
         os.umask(old)
-    assert open(path, "rb").read() == PNG
+    with open(path, "rb") as saved:
+        assert saved.read() == PNG
     assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
 
 
