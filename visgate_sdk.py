@@ -226,14 +226,6 @@ _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization"} | {h.lower(
 _ENV_LOG = _os.environ.get("VISGATE_LOG", "")
 
 
-def _log(level: str, msg: str, *args: Any) -> None:
-    # logging costs ~4 ms to import; if nobody imported it, nobody configured a handler either.
-    if not _ENV_LOG and "logging" not in _sys.modules:
-        return
-    logger = _logger()
-    getattr(logger, level)(msg, *args)
-
-
 @_functools.cache
 def _logger() -> "logging.Logger":
     import logging
@@ -249,9 +241,32 @@ def _logger() -> "logging.Logger":
     return logger
 
 
+def _log(level: str, msg: str, *args: Any) -> None:
+    # logging costs ~4 ms to import; if nobody imported it, nobody configured a handler either.
+    if not _ENV_LOG and "logging" not in _sys.modules:
+        return
+    logger = _logger()
+    getattr(logger, level)(msg, *args)
+
+
 ###############################################################################
 # Errors ######################################################################
 ###############################################################################
+
+
+def _shell_word(parts: _ShellParts) -> str:
+    """One shell word from (text, is_variable) parts: text single-quoted (nothing in it expands),
+    variables as ``"$NAME"``, so only the placeholders are filled in by the shell."""
+    from shlex import quote
+
+    return "".join('"$%s"' % text if variable else quote(text) for text, variable in parts if text) or "''"
+
+
+def _rebuild_error(cls: Type[VisgateError], args: Tuple[Any, ...], state: Dict[str, Any]) -> VisgateError:
+    err = cls.__new__(cls)
+    err.args = args
+    err.__dict__.update(state)
+    return err
 
 
 class VisgateError(Exception):
@@ -319,21 +334,6 @@ class VisgateError(Exception):
 
 
 _ShellParts = Tuple[Tuple[str, bool], ...]
-
-
-def _shell_word(parts: _ShellParts) -> str:
-    """One shell word from (text, is_variable) parts: text single-quoted (nothing in it expands),
-    variables as ``"$NAME"``, so only the placeholders are filled in by the shell."""
-    from shlex import quote
-
-    return "".join('"$%s"' % text if variable else quote(text) for text, variable in parts if text) or "''"
-
-
-def _rebuild_error(cls: Type[VisgateError], args: Tuple[Any, ...], state: Dict[str, Any]) -> VisgateError:
-    err = cls.__new__(cls)
-    err.args = args
-    err.__dict__.update(state)
-    return err
 
 
 class AuthenticationError(VisgateError):
@@ -1278,7 +1278,6 @@ class _Transport:
         return b"".join(chunks)
 
 
-
 # -- answers: JSON, or the typed error ------------------------------------------
 
 _STATUS_ERRORS: Dict[int, Type[VisgateError]] = {
@@ -1531,6 +1530,31 @@ def _check_hooks(hooks: Optional[Mapping[str, Any]]) -> Dict[str, Tuple[Callable
 # -- one call's state -------------------------------------------------------------------
 
 
+def _secret_parts(text: str, named: Tuple[Tuple[str, str], ...]) -> _ShellParts:
+    """``text`` cut into (text, False) and (variable, True) parts, every secret replaced by its variable."""
+    parts: List[Tuple[str, bool]] = [(text, False)]
+    for secret, variable in sorted(named, key=lambda pair: -len(pair[0])):  # a longer secret may hold a shorter
+        if not secret:
+            continue
+        cut: List[Tuple[str, bool]] = []
+        for piece, is_variable in parts:
+            if is_variable or secret not in piece:
+                cut.append((piece, is_variable))
+                continue
+            for i, literal in enumerate(piece.split(secret)):
+                cut += ([(variable, True)] if i else []) + [(literal, False)]
+        parts = cut
+    return tuple(parts)
+
+
+def _curl_header(name: str, value: str, named: Tuple[Tuple[str, str], ...]) -> _ShellParts:
+    parts = _secret_parts(value, named)
+    if _is_secret_header(name) and not any(is_variable for _text, is_variable in parts):
+        # A credential we do not know by name (a cookie, an X-...-Token in default_headers).
+        return (("VISGATE_HEADER_" + name.upper().replace("-", "_"), True),)
+    return parts
+
+
 class _Call:
     """One call as its attempts see it: where it goes, what it sends, how long it may take."""
 
@@ -1575,31 +1599,6 @@ class _Call:
             body = _secret_parts(self.body.decode("utf-8", "replace"), escaped + self.named)
         error._curl = (self.method, self.url, headers, body)
         return error
-
-
-def _secret_parts(text: str, named: Tuple[Tuple[str, str], ...]) -> _ShellParts:
-    """``text`` cut into (text, False) and (variable, True) parts, every secret replaced by its variable."""
-    parts: List[Tuple[str, bool]] = [(text, False)]
-    for secret, variable in sorted(named, key=lambda pair: -len(pair[0])):  # a longer secret may hold a shorter
-        if not secret:
-            continue
-        cut: List[Tuple[str, bool]] = []
-        for piece, is_variable in parts:
-            if is_variable or secret not in piece:
-                cut.append((piece, is_variable))
-                continue
-            for i, literal in enumerate(piece.split(secret)):
-                cut += ([(variable, True)] if i else []) + [(literal, False)]
-        parts = cut
-    return tuple(parts)
-
-
-def _curl_header(name: str, value: str, named: Tuple[Tuple[str, str], ...]) -> _ShellParts:
-    parts = _secret_parts(value, named)
-    if _is_secret_header(name) and not any(is_variable for _text, is_variable in parts):
-        # A credential we do not know by name (a cookie, an X-...-Token in default_headers).
-        return (("VISGATE_HEADER_" + name.upper().replace("-", "_"), True),)
-    return parts
 
 
 def _hook_headers(extra: Any, present: Mapping[str, str]) -> Dict[str, str]:
@@ -1657,6 +1656,17 @@ def _body_secrets(body: Any) -> Tuple[Tuple[str, str], ...]:
     named = provider.upper() if isinstance(provider, str) and provider.isalnum() else "PROVIDER"
     variable = "VISGATE_%s_API_KEY" % named
     return tuple((v, variable) for k, v in body.items() if isinstance(v, str) and v and str(k).lower() in _SECRET_FIELDS)
+
+
+def _publish(tmp: str, dest: str) -> None:
+    """Move the finished download into place with the mode ``open()`` would give it (umask)."""
+    mask = _os.umask(0)
+    _os.umask(mask)
+    try:
+        _os.chmod(tmp, 0o666 & ~mask)
+        _os.replace(tmp, dest)
+    except OSError as exc:
+        raise DownloadError("cannot write %s: %s" % (dest, exc.strerror or exc), error_code="DOWNLOAD_NOT_WRITABLE") from None
 
 
 class _Session:
@@ -1883,18 +1893,6 @@ class _Session:
                 _os.unlink(tmp)
 
 
-
-def _publish(tmp: str, dest: str) -> None:
-    """Move the finished download into place with the mode ``open()`` would give it (umask)."""
-    mask = _os.umask(0)
-    _os.umask(mask)
-    try:
-        _os.chmod(tmp, 0o666 & ~mask)
-        _os.replace(tmp, dest)
-    except OSError as exc:
-        raise DownloadError("cannot write %s: %s" % (dest, exc.strerror or exc), error_code="DOWNLOAD_NOT_WRITABLE") from None
-
-
 def _standalone_session() -> _Session:
     """A keyless session with default settings, for downloads by results not tied to a client."""
     transport = _Transport(verify=True, trust_env=True, max_response_bytes=_MAX_RESPONSE_BYTES)
@@ -2060,7 +2058,7 @@ def _converter(hint: Any) -> Callable[[Any, str], Any]:
     if origin is list:
         if args[0] is str:
             return _as_str_list
-        if isinstance(args[0], type) and issubclass(args[0], _Result):
+        if isinstance(args[0], type) and hasattr(args[0], "from_dict"):  # a list of results
             return _list_of(args[0])
         return _as_list
     return _CONVERTERS[origin or hint]  # a KeyError here: a field type with no parser yet
@@ -2129,6 +2127,20 @@ class _LazyDataclass(type):
             raise AttributeError("type object %r has no attribute %r" % (cls.__name__, name))
 
 
+def _parse_table(cls: type) -> Tuple[Tuple[str, Callable[[Any, str], Any], Tuple[str, ...]], ...]:
+    """(attribute, converter, JSON keys) per field but ``raw``, worked out on the first ``from_dict``."""
+    table = cls.__dict__.get("_parse_table")
+    if table is None:
+        import dataclasses
+        import typing
+
+        hints = typing.get_type_hints(cls)
+        fields = [f for f in dataclasses.fields(cls) if f.name != "raw"]
+        table = tuple((f.name, _converter(hints[f.name]), f.metadata.get("keys", (f.name,))) for f in fields)
+        cls._parse_table = table  # type: ignore[attr-defined]  # per class: a subclass has its own fields
+    return table
+
+
 class _Result(metaclass=_LazyDataclass):
     """Shared parsing: each field is read from its JSON keys with the converter its type names."""
 
@@ -2167,20 +2179,6 @@ class _Result(metaclass=_LazyDataclass):
     def __setstate__(self, state: Dict[str, Any]) -> None:
         _materialize(type(self))  # unpickling skips __init__
         self.__dict__.update(state)
-
-
-def _parse_table(cls: type) -> Tuple[Tuple[str, Callable[[Any, str], Any], Tuple[str, ...]], ...]:
-    """(attribute, converter, JSON keys) per field but ``raw``, worked out on the first ``from_dict``."""
-    table = cls.__dict__.get("_parse_table")
-    if table is None:
-        import dataclasses
-        import typing
-
-        hints = typing.get_type_hints(cls)
-        fields = [f for f in dataclasses.fields(cls) if f.name != "raw"]
-        table = tuple((f.name, _converter(hints[f.name]), f.metadata.get("keys", (f.name,))) for f in fields)
-        cls._parse_table = table  # type: ignore[attr-defined]  # per class: a subclass has its own fields
-    return table
 
 
 class _Media:
@@ -2570,7 +2568,6 @@ class AsyncGenerationRequest(_JobHandle):
         return result
 
 
-
 ###############################################################################
 # Resources ###################################################################
 ###############################################################################
@@ -2757,6 +2754,10 @@ class Videos(_Generating):
                               headers=headers, idempotency_key=idempotency_key)
 
 
+def _request_path(request_id: str) -> str:
+    return "/requests/" + _path_segment("request_id", request_id)
+
+
 class Requests(_Resource):
     """Status of async generations (``client.requests``)."""
 
@@ -2796,10 +2797,6 @@ class Requests(_Resource):
                 exc.request_id = request_id
             raise
         return self._client._attach(RequestStatusResult.from_dict(data))
-
-
-def _request_path(request_id: str) -> str:
-    return "/requests/" + _path_segment("request_id", request_id)
 
 
 class Models(_Resource):
@@ -3105,6 +3102,19 @@ class AsyncBilling(_AsyncResource[Billing]):
 ###############################################################################
 
 
+def _cost_of(outcome: Any) -> float:
+    """What a result reports it cost (a cache hit or an error: nothing)."""
+    if isinstance(outcome, BaseException) or getattr(outcome, "cache_hit", False):
+        return 0.0
+    cost = getattr(outcome, "cost", 0.0)
+    return float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) and cost > 0 else 0.0
+
+
+def _budget_error(what: str, limit: float, spent: float) -> BudgetExceededError:
+    return BudgetExceededError("%s $%.4f is spent ($%.4f so far); nothing was sent" % (what, limit, spent),
+                               details={"budget_usd": limit, "spent_usd": round(spent, 6)})
+
+
 class _Budget:
     """A spending cap: adds up what results report they cost; refuses calls once it is spent.
 
@@ -3138,52 +3148,6 @@ class _Budget:
     def remaining(self) -> Optional[float]:
         with self._lock:
             return None if self.limit is None else max(0.0, self.limit - self.spent)
-
-
-def _budget_error(what: str, limit: float, spent: float) -> BudgetExceededError:
-    return BudgetExceededError("%s $%.4f is spent ($%.4f so far); nothing was sent" % (what, limit, spent),
-                               details={"budget_usd": limit, "spent_usd": round(spent, 6)})
-
-
-def _cost_of(outcome: Any) -> float:
-    """What a result reports it cost (a cache hit or an error: nothing)."""
-    if isinstance(outcome, BaseException) or getattr(outcome, "cache_hit", False):
-        return 0.0
-    cost = getattr(outcome, "cost", 0.0)
-    return float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) and cost > 0 else 0.0
-
-
-# -- a client travels to other processes as its configuration ---------------------------
-
-# Clients rebuilt from a pickle in this process, by the original's token: a worker reuses one
-# client (its connections, its spending tally) for every item it runs. Bounded; never closed here,
-# since an item may still be using an evicted one.
-class _Rebuilt:
-    def __init__(self) -> None:
-        self.clients: Dict[str, Tuple[Dict[str, Any], "Client"]] = {}
-        self.lock = _thread.allocate_lock()
-        _FORK_SENSITIVE.add(self)
-
-    def _after_fork(self) -> None:
-        self.lock = _thread.allocate_lock()  # another thread may have held it at the fork
-
-
-_REBUILT = _Rebuilt()
-
-
-def _client_from_config(token: str, config: Dict[str, Any]) -> "Client":
-    """Unpickle a ``Client``: the one already rebuilt here from the same configuration, or a new one."""
-    same = {k: v for k, v in config.items() if k != "budget_usd"}
-    with _REBUILT.lock:
-        clients = _REBUILT.clients
-        found = clients.get(token)
-        if found is not None and found[0] == same and not found[1]._session.transport.closed:
-            return found[1]
-        client = Client(**config)
-        if len(clients) >= 16:
-            clients.pop(next(iter(clients)))
-        clients[token] = (same, client)
-        return client
 
 
 # -- one batch ------------------------------------------------------------------------
@@ -3254,6 +3218,10 @@ def _not_run(index: int, why: str) -> TimeoutError:
     return TimeoutError("item %d was not run: %s" % (index, why), error_code="NOT_RUN")
 
 
+def _was_not_run(error: VisgateError) -> bool:
+    return isinstance(error, BudgetExceededError) or error.error_code == "NOT_RUN"
+
+
 class BatchResult(List[Any]):
     """What ``generate_many`` returns: a list with one entry per item, in input order, the result
     or the ``VisgateError`` for that item; plus ``batch_id`` (to rerun it) and counts by outcome."""
@@ -3285,10 +3253,6 @@ class BatchResult(List[Any]):
     def __repr__(self) -> str:
         return "BatchResult(batch_id=%r, items=%d, succeeded=%d, failed=%d, not_run=%d)" % (
             self.batch_id, len(self), len(self.succeeded), len(self.failed), len(self.not_run))
-
-
-def _was_not_run(error: VisgateError) -> bool:
-    return isinstance(error, BudgetExceededError) or error.error_code == "NOT_RUN"
 
 
 def _new_event() -> "threading.Event":
@@ -3486,432 +3450,8 @@ class AsyncBatchIterator:
 
 
 ###############################################################################
-# Clients #####################################################################
+# Doctor: is this machine set up to reach the API? ############################
 ###############################################################################
-
-
-def _api_key_from(api_key: Optional[str]) -> str:
-    key = api_key or _os.environ.get("VISGATE_API_KEY", "")  # "" too falls back, as in 0.0.3
-    return _check_header_value("api_key", key.strip() if isinstance(key, str) else key)
-
-
-def _check_verify(verify: Any) -> Any:
-    if verify is not True and verify is not False and not isinstance(verify, str) and type(verify).__name__ != "SSLContext":
-        raise ValidationError("verify must be True, False, a CA bundle path or an ssl.SSLContext", field="verify")
-    return verify
-
-
-class Client:
-    """Synchronous visgate client; safe to share between threads.
-
-    ``api_key`` defaults to ``$VISGATE_API_KEY`` and ``base_url`` to ``$VISGATE_BASE_URL``
-    or the public API. ``timeout`` bounds each attempt (None: no limit); ``deadline`` (seconds)
-    each whole call, retries and polling included. ``max_retries`` is a count or a ``Retry``.
-    ``verify`` is True, a CA bundle path, or an ``ssl.SSLContext``. ``trust_env`` reads
-    ``HTTPS_PROXY``/``NO_PROXY``/``SSL_CERT_FILE``. ``hooks`` maps "request", "response",
-    "retry" and "error" to callables given a ``HookEvent``. ``budget_usd`` caps what generations
-    may cost (see ``spent_usd``): past it they raise ``BudgetExceededError`` before sending.
-    """
-
-    def __init__(
-        self,
-        api_key: Optional[str] = None,
-        *,
-        base_url: Optional[str] = None,
-        timeout: Optional[float] = DEFAULT_TIMEOUT,
-        max_retries: Union[int, Retry] = DEFAULT_MAX_RETRIES,
-        fal_key: Optional[str] = None,
-        replicate_key: Optional[str] = None,
-        runway_key: Optional[str] = None,
-        verify: Union[bool, str, "ssl.SSLContext"] = True,
-        trust_env: bool = True,
-        default_headers: Optional[Mapping[str, str]] = None,
-        max_response_bytes: int = _MAX_RESPONSE_BYTES,
-        deadline: Optional[float] = None,
-        hooks: Optional[Mapping[str, Any]] = None,
-        budget_usd: Optional[float] = None,
-    ) -> None:
-        self._session = _Session(
-            api_key=_api_key_from(api_key),
-            base_url=base_url if base_url is not None else _os.environ.get("VISGATE_BASE_URL") or DEFAULT_BASE_URL,
-            timeout=_check_timeout(timeout),
-            retry=max_retries if isinstance(max_retries, Retry) else Retry(total=_check_int("max_retries", max_retries, minimum=0)),
-            deadline=None if deadline is None else _check_number("deadline", deadline, positive=True),
-            hooks=hooks,
-            default_headers=_check_headers("default_headers", default_headers),
-            transport=_Transport(
-                verify=_check_verify(verify),
-                trust_env=bool(trust_env),
-                max_response_bytes=_check_int("max_response_bytes", max_response_bytes, minimum=1),
-            ),
-        )
-        self.set_provider_headers(fal_key=fal_key, replicate_key=replicate_key, runway_key=runway_key)
-        self._budget = _Budget(budget_usd)
-        self._trust_env = bool(trust_env)  # kept for pickling: the transport keeps only the environment it read
-        self._mount()
-
-    def _mount(self) -> None:
-        self.images = Images(self)
-        self.videos = Videos(self)
-        self.requests = Requests(self)
-        self.models = Models(self)
-        self.usage = Usage(self)
-        self.providers = Providers(self)
-        self.auth = Auth(self)
-        self.api_keys = ApiKeys(self)
-        self.billing = Billing(self)
-
-    # -- public ------------------------------------------------------------
-    @property
-    def api_key(self) -> str:
-        """The visgate API key in use ('' if none)."""
-        return self._session.api_key
-
-    @property
-    def base_url(self) -> str:
-        """The API base URL, without a trailing slash."""
-        return self._session.base_url
-
-    @property
-    def max_retries(self) -> int:
-        """How many times a failed request is retried."""
-        return self._session.retry.total
-
-    @property
-    def timeout(self) -> Optional[float]:
-        """Default per-attempt timeout in seconds (None: no limit)."""
-        return self._session.timeout
-
-    @property
-    def spent_usd(self) -> float:
-        """What this client's generations reported they cost so far, in USD (cache hits: 0)."""
-        return self._budget.spent
-
-    def deadline(self, budget: Any, *, margin: float = 1.0) -> _DeadlineScope:
-        """``with client.deadline(x):`` bounds every call inside it, on this thread or task.
-
-        ``budget`` is seconds, or a Lambda context (``get_remaining_time_in_millis()``), less
-        ``margin`` seconds so the function still has time to return a ``request_id``.
-        """
-        return _DeadlineScope(_time.monotonic() + _budget_seconds(budget, margin))
-
-    def generate(
-        self,
-        prompt: str,
-        model: str = DEFAULT_MODEL,
-        params: Optional[Dict[str, Any]] = None,
-        *,
-        timeout: Optional[float] = None,
-        idempotency_key: Optional[str] = None,
-        deadline: Optional[float] = None,
-        headers: Optional[Mapping[str, str]] = None,
-    ) -> GenerateResult:
-        """Generate an image in one call (``POST /generate``)."""
-        body: Dict[str, Any] = {"prompt": _check_str("prompt", prompt), "model": _check_str("model", model)}
-        if params is not None:
-            if not isinstance(params, Mapping):
-                raise ValidationError("params must be a dict, got %s" % type(params).__name__, field="params")
-            if params:  # {} is not sent, as in 0.0.3
-                body["params"] = dict(params)
-        result = self.images._generate("/generate", body, GenerateResult, wait=True, prefer_async=False, timeout=timeout,
-                                       deadline=deadline, headers=headers, idempotency_key=idempotency_key)
-        return cast(GenerateResult, result)
-
-    def generate_many(
-        self,
-        items: Iterable[Union[str, Mapping[str, Any]]],
-        *,
-        kind: str = "generate",
-        model: Optional[str] = None,
-        max_concurrency: int = 8,
-        batch_id: Optional[str] = None,
-        budget_usd: Optional[float] = None,
-        deadline: Optional[float] = None,
-        timeout: Optional[float] = None,
-        headers: Optional[Mapping[str, str]] = None,
-        executor: Optional["concurrent.futures.Executor"] = None,
-        skip: Iterable[int] = (),
-    ) -> BatchResult:
-        """Run many generations; return a ``BatchResult``: per item, in order, its result or its error.
-
-        ``items`` are prompts or dicts of arguments of ``generate`` (``kind="generate"``: prompt,
-        model, params), ``images.generate`` (``"image"``) or ``videos.generate`` (``"video"``);
-        ``model`` is the default for items without one. At most ``max_concurrency`` run at once,
-        on threads, or on ``executor`` (e.g. a ``ProcessPoolExecutor``: the client travels pickled).
-        Each item's Idempotency-Key derives from ``batch_id`` (made when None), its index and its
-        arguments: rerun the same batch id and nothing is billed twice. Items not started before
-        ``deadline`` get ``TimeoutError`` ``NOT_RUN``, after ``budget_usd`` ``BudgetExceededError``.
-        Indices in ``skip`` (done in an earlier run) are not run; their entries stay None.
-        """
-        batch = self.iter_generate_many(items, kind=kind, model=model, max_concurrency=max_concurrency, batch_id=batch_id,
-                                        budget_usd=budget_usd, deadline=deadline, timeout=timeout, headers=headers,
-                                        executor=executor, skip=skip)
-        with batch:
-            for _landed in batch:
-                pass
-        return batch.result
-
-    def iter_generate_many(
-        self,
-        items: Iterable[Union[str, Mapping[str, Any]]],
-        *,
-        kind: str = "generate",
-        model: Optional[str] = None,
-        max_concurrency: int = 8,
-        batch_id: Optional[str] = None,
-        budget_usd: Optional[float] = None,
-        deadline: Optional[float] = None,
-        timeout: Optional[float] = None,
-        headers: Optional[Mapping[str, str]] = None,
-        executor: Optional["concurrent.futures.Executor"] = None,
-        skip: Iterable[int] = (),
-    ) -> BatchIterator:
-        """``generate_many``, as an iterator of ``(index, result_or_error)`` in the order items land.
-
-        Arguments are checked now; items are sent as it is iterated. ``.batch_id``, ``.result``.
-        """
-        return BatchIterator(self, items, kind=kind, model=model, max_concurrency=max_concurrency, batch_id=batch_id,
-                             budget_usd=budget_usd, deadline=deadline, timeout=timeout, headers=headers, executor=executor,
-                             skip=skip)
-
-    def health(self, *, timeout: Optional[float] = None, deadline: Optional[float] = None,
-               headers: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
-        """API health: ``{"status": "ok", "version": ..., ...}``."""
-        return _as_dict(self.images._call("GET", "/health", timeout, deadline, headers, auth=False), "health")
-
-    def set_provider_headers(
-        self,
-        *,
-        fal_key: Optional[str] = None,
-        replicate_key: Optional[str] = None,
-        runway_key: Optional[str] = None,
-    ) -> None:
-        """Replace the BYOK keys sent with each request; an omitted key means managed mode."""
-        given = {"fal_key": fal_key, "replicate_key": replicate_key, "runway_key": runway_key}
-        byok = {}
-        for header, name, _variable in _BYOK_HEADERS:
-            value = given[name]
-            checked = _check_header_value(name, value) if value else ""
-            if checked:
-                byok[header] = checked
-        self._session.byok = byok  # one assignment: a request in flight sees the old or the new set, never a mix
-
-    def download(
-        self,
-        url: str,
-        path: Union[str, "_os.PathLike[str]"],
-        *,
-        timeout: Optional[float] = None,
-        max_bytes: int = _MAX_DOWNLOAD_BYTES,
-        deadline: Optional[float] = None,
-    ) -> str:
-        """Stream ``url`` into ``path`` through a temporary file, then rename it into place.
-
-        No visgate or provider key is sent to the media host. Raises ``DownloadError`` on an
-        HTTP error or past ``max_bytes``; a failed download leaves nothing at ``path``.
-        """
-        session = self._session
-        return session.download(url, path, timeout=timeout, at=session.deadline_for(deadline), max_bytes=max_bytes)
-
-    def doctor(self, *, timeout: float = 5.0) -> "DoctorReport":
-        """Check this client's setup, in order: key, base URL, proxy, CA bundle, DNS, TCP, TLS,
-        clock, ``health()`` and ``auth.me()``; each network step bounded by ``timeout``. Never raises
-        for a failed check: see ``report.ok`` and each check's ``hint``. No key is ever shown."""
-        return _doctor_run(self._session, self._session.api_key, None, timeout)
-
-    def close(self) -> None:
-        """Close all connections; calls still running fail with ``ConnectionError``."""
-        self._session.transport.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return "%s(base_url=%r)" % (type(self).__name__, self.base_url)
-
-    def __reduce__(self) -> Any:
-        """Pickles as its configuration (API key included), never its connections or locks; each
-        process rebuilds one client per original and reuses it. ``budget_usd`` becomes what is left."""
-        token = self.__dict__.setdefault("_token", _os.urandom(12).hex())
-        return (_client_from_config, (token, self._config()))
-
-    def _config(self) -> Dict[str, Any]:
-        """The constructor arguments that rebuild this client; refuses what cannot leave the process."""
-        session, transport = self._session, self._session.transport
-        if not isinstance(transport._verify, (bool, str)):
-            raise ValidationError("a Client with verify=<ssl.SSLContext> cannot be pickled: pass verify= a CA bundle path",
-                                  field="verify")
-        if any(session.hooks.values()):
-            raise ValidationError("a Client with hooks cannot be pickled: hooks are this process's callables; "
-                                  "add them where the client is rebuilt", field="hooks")
-        config: Dict[str, Any] = {
-            "api_key": session.api_key, "base_url": session.base_url, "timeout": session.timeout, "max_retries": session.retry,
-            "verify": transport._verify, "trust_env": self._trust_env, "default_headers": dict(session.default_headers),
-            "max_response_bytes": transport._max_response_bytes, "deadline": session.deadline,
-            "budget_usd": self._budget.remaining(),
-        }
-        for header, name, _variable in _BYOK_HEADERS:
-            config[name] = session.byok.get(header)
-        return config
-
-    def _attach(self, result: _T) -> _T:
-        object.__setattr__(result, "_client", self)
-        return result
-
-
-def _forward(name: str) -> Any:
-    """A property of ``AsyncClient`` that reads the same property of its ``Client``."""
-    prop = getattr(Client, name)
-    return property(lambda self: getattr(self._sync, name), doc=prop.__doc__)
-
-
-class AsyncClient:
-    """Asynchronous visgate client: the same methods as ``Client``, awaitable.
-
-    Calls run on a thread pool of up to ``max_concurrency`` threads (created on demand),
-    so a ``gather`` of 100 calls really runs 100 at once. A cancelled call stops at its next
-    safe point (before a retry or a poll); a request already sent may still complete.
-    """
-
-    def __init__(
-        self,
-        api_key: Optional[str] = None,
-        *,
-        max_concurrency: int = _DEFAULT_MAX_CONCURRENCY,
-        **options: "Unpack[_ClientOptions]",
-    ) -> None:
-        """Takes ``Client``'s arguments, plus ``max_concurrency``."""
-        self._max_concurrency = _check_int("max_concurrency", max_concurrency, minimum=1)
-        self._sync = Client(api_key, **options)
-        self._pool: Optional["concurrent.futures.ThreadPoolExecutor"] = None
-        self._pool_lock = _thread.allocate_lock()
-        _FORK_SENSITIVE.add(self)
-        sync = self._sync
-        self.images = AsyncImages(self, sync.images)
-        self.videos = AsyncVideos(self, sync.videos)
-        self.requests = AsyncRequests(self, sync.requests)
-        self.models = AsyncModels(self, sync.models)
-        self.usage = AsyncUsage(self, sync.usage)
-        self.providers = AsyncProviders(self, sync.providers)
-        self.auth = AsyncAuth(self, sync.auth)
-        self.api_keys = AsyncApiKeys(self, sync.api_keys)
-        self.billing = AsyncBilling(self, sync.billing)
-
-    base_url = _forward("base_url")
-    api_key = _forward("api_key")
-    max_retries = _forward("max_retries")
-    timeout = _forward("timeout")
-    spent_usd = _forward("spent_usd")
-
-    generate = _to_async(Client.generate)
-    health = _to_async(Client.health)
-    doctor = _to_async(Client.doctor)
-    download = _to_async(Client.download)
-
-    def deadline(self, budget: Any, *, margin: float = 1.0) -> _DeadlineScope:
-        """``async with client.deadline(x):`` (or ``with``), as ``Client.deadline``."""
-        return self._sync.deadline(budget, margin=margin)
-
-    # The batch runs on its own threads, coordinated from one of this client's; cancelling stops it.
-    generate_many = _to_async(Client.generate_many)
-
-    @_functools.wraps(Client.iter_generate_many)  # the same signature as the sync client's
-    async def iter_generate_many(self, *args: Any, **kwargs: Any) -> "AsyncBatchIterator":
-        # ``async for index, outcome in await aclient.iter_generate_many(...)``: arguments checked now.
-        return AsyncBatchIterator(self, self._sync.iter_generate_many(*args, **kwargs))
-
-    def set_provider_headers(
-        self,
-        *,
-        fal_key: Optional[str] = None,
-        replicate_key: Optional[str] = None,
-        runway_key: Optional[str] = None,
-    ) -> None:
-        """Replace the BYOK keys sent with each request; an omitted key means managed mode."""
-        self._sync.set_provider_headers(fal_key=fal_key, replicate_key=replicate_key, runway_key=runway_key)
-
-    def _after_fork(self) -> None:
-        self._pool = None  # its threads do not exist in the child
-        self._pool_lock = _thread.allocate_lock()
-
-    def _executor(self) -> "concurrent.futures.ThreadPoolExecutor":
-        pool = self._pool
-        if pool is None:
-            with self._pool_lock:
-                pool = self._pool
-                if pool is None:
-                    from concurrent.futures import ThreadPoolExecutor
-
-                    pool = self._pool = ThreadPoolExecutor(self._max_concurrency, thread_name_prefix="visgate")
-        return pool
-
-    async def _run(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-        import asyncio
-        import threading
-
-        cancelled = threading.Event()
-        context = _contextvars.copy_context()  # deadline scopes reach the worker thread
-        context.run(_CANCELLED.set, cancelled)
-        # The call's deadline counts from this await, not from when a busy pool gets to the call.
-        context.run(_DEADLINE.set, self._sync._session.deadline_for(kwargs.get("deadline")))
-        try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._executor(), _functools.partial(context.run, fn, *args, **kwargs))
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-        except RuntimeError as exc:  # executor shut down by close()
-            if "shutdown" in str(exc):
-                raise ConnectionError("the client is closed") from None
-            raise
-
-    async def close(self) -> None:
-        """Close connections and stop the thread pool; calls in flight fail with ``ConnectionError``."""
-        self._sync.close()
-        pool = self._pool
-        if pool is not None:
-            pool.shutdown(wait=False)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    def __repr__(self) -> str:
-        return "AsyncClient(base_url=%r)" % self.base_url
-
-
-###############################################################################
-# Module glue: ``visgate_sdk.exceptions`` and the command line ###################
-###############################################################################
-
-
-def _install_exceptions_module() -> None:
-    """Register ``<this module>.exceptions`` so the reference client's import path works."""
-    import types
-    from importlib.machinery import ModuleSpec
-
-    name = __name__ + ".exceptions"
-    module = types.ModuleType(name, "Exceptions of the visgate client (also importable from the top level).")
-    for attr in _EXCEPTION_NAMES:
-        setattr(module, attr, globals()[attr])
-    module.__all__ = list(_EXCEPTION_NAMES)  # type: ignore[attr-defined]
-    module.__file__ = __file__
-    module.__spec__ = ModuleSpec(name, None, origin=__file__)
-    module.__package__ = __name__
-    _sys.modules[name] = module
-    globals()["exceptions"] = module
-
-
-if __name__ != "__main__":
-    _install_exceptions_module()
-
-
-# -- ``visgate doctor``: is this machine set up to reach the API? ----------------------
 
 
 class DoctorCheck:
@@ -4026,6 +3566,10 @@ def _doctor_key(doc: _Doctor) -> str:
     return "present: %d characters, starts with \"vg-\"" % len(key)
 
 
+def _doctor_loopback(host: str) -> bool:
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
 def _doctor_base_url(doc: _Doctor) -> str:
     if doc.session is None:
         raise _DoctorFailed("cannot configure the client: %s" % doc.setup_error,
@@ -4034,10 +3578,6 @@ def _doctor_base_url(doc: _Doctor) -> str:
         # Allowed (an emulator in another container), but worth saying.
         raise _DoctorNote(doc.session.base_url, "plain http: the key travels unencrypted; use https:// beyond a local test setup")
     return doc.session.base_url
-
-
-def _doctor_loopback(host: str) -> bool:
-    return host == "localhost" or host.startswith("127.") or host == "::1"
 
 
 def _doctor_proxy(doc: _Doctor) -> str:
@@ -4292,6 +3832,469 @@ def _doctor_run(session: Optional[_Session], key: str, setup_error: Optional[str
     return DoctorReport(list(done.values()))
 
 
+###############################################################################
+# Clients #####################################################################
+###############################################################################
+
+
+def _api_key_from(api_key: Optional[str]) -> str:
+    key = api_key or _os.environ.get("VISGATE_API_KEY", "")  # "" too falls back, as in 0.0.3
+    return _check_header_value("api_key", key.strip() if isinstance(key, str) else key)
+
+
+def _check_verify(verify: Any) -> Any:
+    if verify is not True and verify is not False and not isinstance(verify, str) and type(verify).__name__ != "SSLContext":
+        raise ValidationError("verify must be True, False, a CA bundle path or an ssl.SSLContext", field="verify")
+    return verify
+
+
+# Clients rebuilt from a pickle in this process, by the original's token: a worker reuses one
+# client (its connections, its spending tally) for every item it runs. Bounded; never closed here,
+# since an item may still be using an evicted one.
+class _Rebuilt:
+    def __init__(self) -> None:
+        self.clients: Dict[str, Tuple[Dict[str, Any], "Client"]] = {}
+        self.lock = _thread.allocate_lock()
+        _FORK_SENSITIVE.add(self)
+
+    def _after_fork(self) -> None:
+        self.lock = _thread.allocate_lock()  # another thread may have held it at the fork
+
+
+_REBUILT = _Rebuilt()
+
+
+class Client:
+    """Synchronous visgate client; safe to share between threads.
+
+    ``api_key`` defaults to ``$VISGATE_API_KEY`` and ``base_url`` to ``$VISGATE_BASE_URL``
+    or the public API. ``timeout`` bounds each attempt (None: no limit); ``deadline`` (seconds)
+    each whole call, retries and polling included. ``max_retries`` is a count or a ``Retry``.
+    ``verify`` is True, a CA bundle path, or an ``ssl.SSLContext``. ``trust_env`` reads
+    ``HTTPS_PROXY``/``NO_PROXY``/``SSL_CERT_FILE``. ``hooks`` maps "request", "response",
+    "retry" and "error" to callables given a ``HookEvent``. ``budget_usd`` caps what generations
+    may cost (see ``spent_usd``): past it they raise ``BudgetExceededError`` before sending.
+    """
+
+    def __init__(
+        self,
+        api_key: Optional[str] = None,
+        *,
+        base_url: Optional[str] = None,
+        timeout: Optional[float] = DEFAULT_TIMEOUT,
+        max_retries: Union[int, Retry] = DEFAULT_MAX_RETRIES,
+        fal_key: Optional[str] = None,
+        replicate_key: Optional[str] = None,
+        runway_key: Optional[str] = None,
+        verify: Union[bool, str, "ssl.SSLContext"] = True,
+        trust_env: bool = True,
+        default_headers: Optional[Mapping[str, str]] = None,
+        max_response_bytes: int = _MAX_RESPONSE_BYTES,
+        deadline: Optional[float] = None,
+        hooks: Optional[Mapping[str, Any]] = None,
+        budget_usd: Optional[float] = None,
+    ) -> None:
+        self._session = _Session(
+            api_key=_api_key_from(api_key),
+            base_url=base_url if base_url is not None else _os.environ.get("VISGATE_BASE_URL") or DEFAULT_BASE_URL,
+            timeout=_check_timeout(timeout),
+            retry=max_retries if isinstance(max_retries, Retry) else Retry(total=_check_int("max_retries", max_retries, minimum=0)),
+            deadline=None if deadline is None else _check_number("deadline", deadline, positive=True),
+            hooks=hooks,
+            default_headers=_check_headers("default_headers", default_headers),
+            transport=_Transport(
+                verify=_check_verify(verify),
+                trust_env=bool(trust_env),
+                max_response_bytes=_check_int("max_response_bytes", max_response_bytes, minimum=1),
+            ),
+        )
+        self.set_provider_headers(fal_key=fal_key, replicate_key=replicate_key, runway_key=runway_key)
+        self._budget = _Budget(budget_usd)
+        self._trust_env = bool(trust_env)  # kept for pickling: the transport keeps only the environment it read
+        self._mount()
+
+    def _mount(self) -> None:
+        self.images = Images(self)
+        self.videos = Videos(self)
+        self.requests = Requests(self)
+        self.models = Models(self)
+        self.usage = Usage(self)
+        self.providers = Providers(self)
+        self.auth = Auth(self)
+        self.api_keys = ApiKeys(self)
+        self.billing = Billing(self)
+
+    # -- public ------------------------------------------------------------
+    @property
+    def api_key(self) -> str:
+        """The visgate API key in use ('' if none)."""
+        return self._session.api_key
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL, without a trailing slash."""
+        return self._session.base_url
+
+    @property
+    def max_retries(self) -> int:
+        """How many times a failed request is retried."""
+        return self._session.retry.total
+
+    @property
+    def timeout(self) -> Optional[float]:
+        """Default per-attempt timeout in seconds (None: no limit)."""
+        return self._session.timeout
+
+    @property
+    def spent_usd(self) -> float:
+        """What this client's generations reported they cost so far, in USD (cache hits: 0)."""
+        return self._budget.spent
+
+    def deadline(self, budget: Any, *, margin: float = 1.0) -> _DeadlineScope:
+        """``with client.deadline(x):`` bounds every call inside it, on this thread or task.
+
+        ``budget`` is seconds, or a Lambda context (``get_remaining_time_in_millis()``), less
+        ``margin`` seconds so the function still has time to return a ``request_id``.
+        """
+        return _DeadlineScope(_time.monotonic() + _budget_seconds(budget, margin))
+
+    def generate(
+        self,
+        prompt: str,
+        model: str = DEFAULT_MODEL,
+        params: Optional[Dict[str, Any]] = None,
+        *,
+        timeout: Optional[float] = None,
+        idempotency_key: Optional[str] = None,
+        deadline: Optional[float] = None,
+        headers: Optional[Mapping[str, str]] = None,
+    ) -> GenerateResult:
+        """Generate an image in one call (``POST /generate``)."""
+        body: Dict[str, Any] = {"prompt": _check_str("prompt", prompt), "model": _check_str("model", model)}
+        if params is not None:
+            if not isinstance(params, Mapping):
+                raise ValidationError("params must be a dict, got %s" % type(params).__name__, field="params")
+            if params:  # {} is not sent, as in 0.0.3
+                body["params"] = dict(params)
+        result = self.images._generate("/generate", body, GenerateResult, wait=True, prefer_async=False, timeout=timeout,
+                                       deadline=deadline, headers=headers, idempotency_key=idempotency_key)
+        return cast(GenerateResult, result)
+
+    def generate_many(
+        self,
+        items: Iterable[Union[str, Mapping[str, Any]]],
+        *,
+        kind: str = "generate",
+        model: Optional[str] = None,
+        max_concurrency: int = 8,
+        batch_id: Optional[str] = None,
+        budget_usd: Optional[float] = None,
+        deadline: Optional[float] = None,
+        timeout: Optional[float] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        executor: Optional["concurrent.futures.Executor"] = None,
+        skip: Iterable[int] = (),
+    ) -> BatchResult:
+        """Run many generations; return a ``BatchResult``: per item, in order, its result or its error.
+
+        ``items`` are prompts or dicts of arguments of ``generate`` (``kind="generate"``: prompt,
+        model, params), ``images.generate`` (``"image"``) or ``videos.generate`` (``"video"``);
+        ``model`` is the default for items without one. At most ``max_concurrency`` run at once,
+        on threads, or on ``executor`` (e.g. a ``ProcessPoolExecutor``: the client travels pickled).
+        Each item's Idempotency-Key derives from ``batch_id`` (made when None), its index and its
+        arguments: rerun the same batch id and nothing is billed twice. Items not started before
+        ``deadline`` get ``TimeoutError`` ``NOT_RUN``, after ``budget_usd`` ``BudgetExceededError``.
+        Indices in ``skip`` (done in an earlier run) are not run; their entries stay None.
+        """
+        batch = self.iter_generate_many(items, kind=kind, model=model, max_concurrency=max_concurrency, batch_id=batch_id,
+                                        budget_usd=budget_usd, deadline=deadline, timeout=timeout, headers=headers,
+                                        executor=executor, skip=skip)
+        with batch:
+            for _landed in batch:
+                pass
+        return batch.result
+
+    def iter_generate_many(
+        self,
+        items: Iterable[Union[str, Mapping[str, Any]]],
+        *,
+        kind: str = "generate",
+        model: Optional[str] = None,
+        max_concurrency: int = 8,
+        batch_id: Optional[str] = None,
+        budget_usd: Optional[float] = None,
+        deadline: Optional[float] = None,
+        timeout: Optional[float] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        executor: Optional["concurrent.futures.Executor"] = None,
+        skip: Iterable[int] = (),
+    ) -> BatchIterator:
+        """``generate_many``, as an iterator of ``(index, result_or_error)`` in the order items land.
+
+        Arguments are checked now; items are sent as it is iterated. ``.batch_id``, ``.result``.
+        """
+        return BatchIterator(self, items, kind=kind, model=model, max_concurrency=max_concurrency, batch_id=batch_id,
+                             budget_usd=budget_usd, deadline=deadline, timeout=timeout, headers=headers, executor=executor,
+                             skip=skip)
+
+    def health(self, *, timeout: Optional[float] = None, deadline: Optional[float] = None,
+               headers: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+        """API health: ``{"status": "ok", "version": ..., ...}``."""
+        return _as_dict(self.images._call("GET", "/health", timeout, deadline, headers, auth=False), "health")
+
+    def set_provider_headers(
+        self,
+        *,
+        fal_key: Optional[str] = None,
+        replicate_key: Optional[str] = None,
+        runway_key: Optional[str] = None,
+    ) -> None:
+        """Replace the BYOK keys sent with each request; an omitted key means managed mode."""
+        given = {"fal_key": fal_key, "replicate_key": replicate_key, "runway_key": runway_key}
+        byok = {}
+        for header, name, _variable in _BYOK_HEADERS:
+            value = given[name]
+            checked = _check_header_value(name, value) if value else ""
+            if checked:
+                byok[header] = checked
+        self._session.byok = byok  # one assignment: a request in flight sees the old or the new set, never a mix
+
+    def download(
+        self,
+        url: str,
+        path: Union[str, "_os.PathLike[str]"],
+        *,
+        timeout: Optional[float] = None,
+        max_bytes: int = _MAX_DOWNLOAD_BYTES,
+        deadline: Optional[float] = None,
+    ) -> str:
+        """Stream ``url`` into ``path`` through a temporary file, then rename it into place.
+
+        No visgate or provider key is sent to the media host. Raises ``DownloadError`` on an
+        HTTP error or past ``max_bytes``; a failed download leaves nothing at ``path``.
+        """
+        session = self._session
+        return session.download(url, path, timeout=timeout, at=session.deadline_for(deadline), max_bytes=max_bytes)
+
+    def doctor(self, *, timeout: float = 5.0) -> "DoctorReport":
+        """Check this client's setup, in order: key, base URL, proxy, CA bundle, DNS, TCP, TLS,
+        clock, ``health()`` and ``auth.me()``; each network step bounded by ``timeout``. Never raises
+        for a failed check: see ``report.ok`` and each check's ``hint``. No key is ever shown."""
+        return _doctor_run(self._session, self._session.api_key, None, timeout)
+
+    def close(self) -> None:
+        """Close all connections; calls still running fail with ``ConnectionError``."""
+        self._session.transport.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return "%s(base_url=%r)" % (type(self).__name__, self.base_url)
+
+    def __reduce__(self) -> Any:
+        """Pickles as its configuration (API key included), never its connections or locks; each
+        process rebuilds one client per original and reuses it. ``budget_usd`` becomes what is left."""
+        token = self.__dict__.setdefault("_token", _os.urandom(12).hex())
+        return (Client._from_config, (token, self._config()))
+
+    @staticmethod
+    def _from_config(token: str, config: Dict[str, Any]) -> "Client":
+        """Unpickle a ``Client``: the one already rebuilt here from the same configuration, or a new one."""
+        same = {k: v for k, v in config.items() if k != "budget_usd"}
+        with _REBUILT.lock:
+            clients = _REBUILT.clients
+            found = clients.get(token)
+            if found is not None and found[0] == same and not found[1]._session.transport.closed:
+                return found[1]
+            client = Client(**config)
+            if len(clients) >= 16:
+                clients.pop(next(iter(clients)))
+            clients[token] = (same, client)
+            return client
+
+    def _config(self) -> Dict[str, Any]:
+        """The constructor arguments that rebuild this client; refuses what cannot leave the process."""
+        session, transport = self._session, self._session.transport
+        if not isinstance(transport._verify, (bool, str)):
+            raise ValidationError("a Client with verify=<ssl.SSLContext> cannot be pickled: pass verify= a CA bundle path",
+                                  field="verify")
+        if any(session.hooks.values()):
+            raise ValidationError("a Client with hooks cannot be pickled: hooks are this process's callables; "
+                                  "add them where the client is rebuilt", field="hooks")
+        config: Dict[str, Any] = {
+            "api_key": session.api_key, "base_url": session.base_url, "timeout": session.timeout, "max_retries": session.retry,
+            "verify": transport._verify, "trust_env": self._trust_env, "default_headers": dict(session.default_headers),
+            "max_response_bytes": transport._max_response_bytes, "deadline": session.deadline,
+            "budget_usd": self._budget.remaining(),
+        }
+        for header, name, _variable in _BYOK_HEADERS:
+            config[name] = session.byok.get(header)
+        return config
+
+    def _attach(self, result: _T) -> _T:
+        object.__setattr__(result, "_client", self)
+        return result
+
+
+def _forward(name: str) -> Any:
+    """A property of ``AsyncClient`` that reads the same property of its ``Client``."""
+    prop = getattr(Client, name)
+    return property(lambda self: getattr(self._sync, name), doc=prop.__doc__)
+
+
+class AsyncClient:
+    """Asynchronous visgate client: the same methods as ``Client``, awaitable.
+
+    Calls run on a thread pool of up to ``max_concurrency`` threads (created on demand),
+    so a ``gather`` of 100 calls really runs 100 at once. A cancelled call stops at its next
+    safe point (before a retry or a poll); a request already sent may still complete.
+    """
+
+    def __init__(
+        self,
+        api_key: Optional[str] = None,
+        *,
+        max_concurrency: int = _DEFAULT_MAX_CONCURRENCY,
+        **options: "Unpack[_ClientOptions]",
+    ) -> None:
+        """Takes ``Client``'s arguments, plus ``max_concurrency``."""
+        self._max_concurrency = _check_int("max_concurrency", max_concurrency, minimum=1)
+        self._sync = Client(api_key, **options)
+        self._pool: Optional["concurrent.futures.ThreadPoolExecutor"] = None
+        self._pool_lock = _thread.allocate_lock()
+        _FORK_SENSITIVE.add(self)
+        sync = self._sync
+        self.images = AsyncImages(self, sync.images)
+        self.videos = AsyncVideos(self, sync.videos)
+        self.requests = AsyncRequests(self, sync.requests)
+        self.models = AsyncModels(self, sync.models)
+        self.usage = AsyncUsage(self, sync.usage)
+        self.providers = AsyncProviders(self, sync.providers)
+        self.auth = AsyncAuth(self, sync.auth)
+        self.api_keys = AsyncApiKeys(self, sync.api_keys)
+        self.billing = AsyncBilling(self, sync.billing)
+
+    base_url = _forward("base_url")
+    api_key = _forward("api_key")
+    max_retries = _forward("max_retries")
+    timeout = _forward("timeout")
+    spent_usd = _forward("spent_usd")
+
+    generate = _to_async(Client.generate)
+    health = _to_async(Client.health)
+    doctor = _to_async(Client.doctor)
+    download = _to_async(Client.download)
+
+    def deadline(self, budget: Any, *, margin: float = 1.0) -> _DeadlineScope:
+        """``async with client.deadline(x):`` (or ``with``), as ``Client.deadline``."""
+        return self._sync.deadline(budget, margin=margin)
+
+    # The batch runs on its own threads, coordinated from one of this client's; cancelling stops it.
+    generate_many = _to_async(Client.generate_many)
+
+    @_functools.wraps(Client.iter_generate_many)  # the same signature as the sync client's
+    async def iter_generate_many(self, *args: Any, **kwargs: Any) -> "AsyncBatchIterator":
+        # ``async for index, outcome in await aclient.iter_generate_many(...)``: arguments checked now.
+        return AsyncBatchIterator(self, self._sync.iter_generate_many(*args, **kwargs))
+
+    def set_provider_headers(
+        self,
+        *,
+        fal_key: Optional[str] = None,
+        replicate_key: Optional[str] = None,
+        runway_key: Optional[str] = None,
+    ) -> None:
+        """Replace the BYOK keys sent with each request; an omitted key means managed mode."""
+        self._sync.set_provider_headers(fal_key=fal_key, replicate_key=replicate_key, runway_key=runway_key)
+
+    def _after_fork(self) -> None:
+        self._pool = None  # its threads do not exist in the child
+        self._pool_lock = _thread.allocate_lock()
+
+    def _executor(self) -> "concurrent.futures.ThreadPoolExecutor":
+        pool = self._pool
+        if pool is None:
+            with self._pool_lock:
+                pool = self._pool
+                if pool is None:
+                    from concurrent.futures import ThreadPoolExecutor
+
+                    pool = self._pool = ThreadPoolExecutor(self._max_concurrency, thread_name_prefix="visgate")
+        return pool
+
+    async def _run(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        import asyncio
+        import threading
+
+        cancelled = threading.Event()
+        context = _contextvars.copy_context()  # deadline scopes reach the worker thread
+        context.run(_CANCELLED.set, cancelled)
+        # The call's deadline counts from this await, not from when a busy pool gets to the call.
+        context.run(_DEADLINE.set, self._sync._session.deadline_for(kwargs.get("deadline")))
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._executor(), _functools.partial(context.run, fn, *args, **kwargs))
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        except RuntimeError as exc:  # executor shut down by close()
+            if "shutdown" in str(exc):
+                raise ConnectionError("the client is closed") from None
+            raise
+
+    async def close(self) -> None:
+        """Close connections and stop the thread pool; calls in flight fail with ``ConnectionError``."""
+        self._sync.close()
+        pool = self._pool
+        if pool is not None:
+            pool.shutdown(wait=False)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return "AsyncClient(base_url=%r)" % self.base_url
+
+
+###############################################################################
+# Module glue: ``visgate_sdk.exceptions`` and the command line ###################
+###############################################################################
+
+
+def _install_exceptions_module() -> None:
+    """Register ``<this module>.exceptions`` so the reference client's import path works."""
+    import types
+    from importlib.machinery import ModuleSpec
+
+    name = __name__ + ".exceptions"
+    module = types.ModuleType(name, "Exceptions of the visgate client (also importable from the top level).")
+    for attr in _EXCEPTION_NAMES:
+        setattr(module, attr, globals()[attr])
+    module.__all__ = list(_EXCEPTION_NAMES)  # type: ignore[attr-defined]
+    module.__file__ = __file__
+    module.__spec__ = ModuleSpec(name, None, origin=__file__)
+    module.__package__ = __name__
+    _sys.modules[name] = module
+    globals()["exceptions"] = module
+
+
+if __name__ != "__main__":
+    _install_exceptions_module()
+
+
+_CLI_EXIT_API = 1
+
+
+_CLI_EXIT_USAGE = 2
+
+
 def _doctor_cli(args: Any) -> int:
     """``visgate doctor``: the report on stdout; exit status 0 only when no check failed."""
     key = args.api_key if getattr(args, "api_key", None) else _os.environ.get("VISGATE_API_KEY", "")
@@ -4316,10 +4319,6 @@ def _doctor_cli(args: Any) -> int:
     return 0 if report.ok else _CLI_EXIT_API
 
 
-_CLI_EXIT_API = 1
-_CLI_EXIT_USAGE = 2
-
-
 def _cli_common(p: Any) -> None:
     p.add_argument("--api-key", help="visgate API key (default: $VISGATE_API_KEY)")
     p.add_argument("--base-url", help="API base URL (default: $VISGATE_BASE_URL or the public API)")
@@ -4327,32 +4326,15 @@ def _cli_common(p: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the raw JSON answer")
 
 
-def _cli_parser() -> Any:
-    import argparse
-
-    # The global options are accepted before and after the command; SUPPRESS keeps an
-    # option given before the command from being reset by the command's parser.
-    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
-    _cli_common(common)
-    parser = argparse.ArgumentParser(
-        prog="visgate",
-        description="visgate API from the command line (key: --api-key or $VISGATE_API_KEY).",
-    )
-    parser.add_argument("--version", action="version", version="visgate-sdk " + __version__)
-    _cli_common(parser)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-
-    def add_parser(name: str, helptext: str) -> Any:
-        return sub.add_parser(name, help=helptext, parents=[common])
-
-    _cli_generation_parsers(add_parser)
-    _cli_account_parsers(add_parser)
-    _cli_batch_parser(add_parser("batch", "run many generations from a file; each result is saved as it lands"))
-    vendor = sub.add_parser("vendor", help="copy this module and its bytecode into DIR (for Lambda, read-only deployments)")
-    vendor.add_argument("dir", metavar="DIR")
-    vendor.add_argument("--force", action="store_true", help="replace a different visgate_sdk.py already in DIR")
-    return parser
+def _cli_batch_parser(cmd: Any) -> None:
+    cmd.add_argument("file", help="one prompt per line, or JSON lines of arguments ('-': standard input)")
+    cmd.add_argument("-o", "--output-dir", required=True, help="where each item's media goes, named by index (0007.png)")
+    cmd.add_argument("--kind", choices=_BATCH_KINDS, default="generate", help="what each item calls (default: %(default)s)")
+    cmd.add_argument("--model", help="model for items that name none")
+    cmd.add_argument("--batch-id", help="rerun a batch: the same keys, nothing billed twice, saved items skipped")
+    cmd.add_argument("--max-concurrency", type=int, default=8, help="items in flight (default: %(default)s)")
+    cmd.add_argument("--budget-usd", type=float, help="start no item once the batch has cost this much")
+    cmd.add_argument("--deadline", type=float, help="seconds for the whole batch; items not started by then are not run")
 
 
 def _cli_generation_parsers(add_parser: Callable[[str, str], Any]) -> None:
@@ -4399,15 +4381,32 @@ def _cli_account_parsers(add_parser: Callable[[str, str], Any]) -> None:
     add_parser("doctor", "check the key, network, proxy, TLS, clock and API; exit 0 when all is well")
 
 
-def _cli_batch_parser(cmd: Any) -> None:
-    cmd.add_argument("file", help="one prompt per line, or JSON lines of arguments ('-': standard input)")
-    cmd.add_argument("-o", "--output-dir", required=True, help="where each item's media goes, named by index (0007.png)")
-    cmd.add_argument("--kind", choices=_BATCH_KINDS, default="generate", help="what each item calls (default: %(default)s)")
-    cmd.add_argument("--model", help="model for items that name none")
-    cmd.add_argument("--batch-id", help="rerun a batch: the same keys, nothing billed twice, saved items skipped")
-    cmd.add_argument("--max-concurrency", type=int, default=8, help="items in flight (default: %(default)s)")
-    cmd.add_argument("--budget-usd", type=float, help="start no item once the batch has cost this much")
-    cmd.add_argument("--deadline", type=float, help="seconds for the whole batch; items not started by then are not run")
+def _cli_parser() -> Any:
+    import argparse
+
+    # The global options are accepted before and after the command; SUPPRESS keeps an
+    # option given before the command from being reset by the command's parser.
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    _cli_common(common)
+    parser = argparse.ArgumentParser(
+        prog="visgate",
+        description="visgate API from the command line (key: --api-key or $VISGATE_API_KEY).",
+    )
+    parser.add_argument("--version", action="version", version="visgate-sdk " + __version__)
+    _cli_common(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def add_parser(name: str, helptext: str) -> Any:
+        return sub.add_parser(name, help=helptext, parents=[common])
+
+    _cli_generation_parsers(add_parser)
+    _cli_account_parsers(add_parser)
+    _cli_batch_parser(add_parser("batch", "run many generations from a file; each result is saved as it lands"))
+    vendor = sub.add_parser("vendor", help="copy this module and its bytecode into DIR (for Lambda, read-only deployments)")
+    vendor.add_argument("dir", metavar="DIR")
+    vendor.add_argument("--force", action="store_true", help="replace a different visgate_sdk.py already in DIR")
+    return parser
 
 
 class _Progress:
@@ -4465,6 +4464,19 @@ def _cli_generate(client: Client, args: Any) -> int:
     return 0
 
 
+def _cli_job_outcome(job: Union[RequestStatusResult, ImageResult, VideoResult], args: Any) -> int:
+    urls = job._media_urls()
+    lines = ["url: %s" % u for u in urls]
+    if isinstance(job, RequestStatusResult):
+        lines = ["request_id: %s" % job.request_id, "status: %s" % job.status, *lines]
+        if job.error_message:
+            lines.append("error: %s" % job.error_message)
+    if getattr(args, "output", None) and urls:
+        lines.append("saved: %s" % job.save(args.output))
+    _cli_print(job, args.json, lines)
+    return _CLI_EXIT_API if isinstance(job, RequestStatusResult) and job.status == "failed" else 0
+
+
 def _cli_job(client: Client, args: Any) -> int:
     """``image``, ``video`` and ``status``: start (or look up) a job, wait for it unless told not to."""
     job: Union[RequestStatusResult, ImageResult, VideoResult, GenerationRequest]
@@ -4484,19 +4496,6 @@ def _cli_job(client: Client, args: Any) -> int:
             return 0
         job = _cli_poll(client, job.request_id, args.poll_timeout) if wait else job.refresh()
     return _cli_job_outcome(job, args)
-
-
-def _cli_job_outcome(job: Union[RequestStatusResult, ImageResult, VideoResult], args: Any) -> int:
-    urls = job._media_urls()
-    lines = ["url: %s" % u for u in urls]
-    if isinstance(job, RequestStatusResult):
-        lines = ["request_id: %s" % job.request_id, "status: %s" % job.status, *lines]
-        if job.error_message:
-            lines.append("error: %s" % job.error_message)
-    if getattr(args, "output", None) and urls:
-        lines.append("saved: %s" % job.save(args.output))
-    _cli_print(job, args.json, lines)
-    return _CLI_EXIT_API if isinstance(job, RequestStatusResult) and job.status == "failed" else 0
 
 
 def _cli_models(client: Client, args: Any) -> int:
@@ -4603,6 +4602,37 @@ def _cli_batch(client: Client, args: Any) -> int:
     return 0
 
 
+def _vendor_problem(dest_dir: str, target: str, code: bytes, force: bool) -> Tuple[Optional[str], bool]:
+    """(why not to vendor into ``dest_dir``, or None; whether ``target`` already is this source)."""
+    if _os.path.exists(dest_dir) and not _os.path.isdir(dest_dir):
+        return "%s is not a directory" % dest_dir, False
+    if not _os.path.exists(target):
+        return None, False
+    if _os.path.samefile(target, _os.path.abspath(__file__)):
+        # An unchecked pyc beside the working copy would hide every later edit of it.
+        return "%s is this module's own source; vendor into a build directory" % target, False
+    with open(target, "rb") as f:
+        same = f.read() == code
+    if not same and not force:
+        return "%s exists and differs from this visgate_sdk %s; use --force to replace it" % (target, __version__), False
+    return None, same
+
+
+def _vendor_write(dest_dir: str, target: str, code: bytes, same: bool) -> None:
+    _os.makedirs(dest_dir, exist_ok=True)
+    if same:
+        return
+    tmp = target + ".tmp"
+    with open(tmp, "wb") as out:
+        out.write(code)
+    _os.replace(tmp, target)
+    # Unchecked pycs of the old source for other Pythons would still be trusted: remove them.
+    cache_dir = _os.path.join(dest_dir, "__pycache__")
+    for name in _os.listdir(cache_dir) if _os.path.isdir(cache_dir) else ():
+        if name.startswith("visgate_sdk.") and name.endswith(".pyc"):
+            _os.unlink(_os.path.join(cache_dir, name))
+
+
 def _cli_vendor(dest_dir: str, force: bool) -> int:
     """Copy this module to ``DIR/visgate_sdk.py`` with an unchecked-hash pyc (PEP 552) beside it:
     a read-only deployment (AWS Lambda) then loads bytecode instead of compiling on every cold start."""
@@ -4634,37 +4664,6 @@ def _cli_vendor(dest_dir: str, force: bool) -> int:
     print("Build with the Lambda runtime's Python version, e.g. python%d.%d -m visgate_sdk vendor %s"
           % (_sys.version_info[0], _sys.version_info[1], dest_dir))
     return 0
-
-
-def _vendor_problem(dest_dir: str, target: str, code: bytes, force: bool) -> Tuple[Optional[str], bool]:
-    """(why not to vendor into ``dest_dir``, or None; whether ``target`` already is this source)."""
-    if _os.path.exists(dest_dir) and not _os.path.isdir(dest_dir):
-        return "%s is not a directory" % dest_dir, False
-    if not _os.path.exists(target):
-        return None, False
-    if _os.path.samefile(target, _os.path.abspath(__file__)):
-        # An unchecked pyc beside the working copy would hide every later edit of it.
-        return "%s is this module's own source; vendor into a build directory" % target, False
-    with open(target, "rb") as f:
-        same = f.read() == code
-    if not same and not force:
-        return "%s exists and differs from this visgate_sdk %s; use --force to replace it" % (target, __version__), False
-    return None, same
-
-
-def _vendor_write(dest_dir: str, target: str, code: bytes, same: bool) -> None:
-    _os.makedirs(dest_dir, exist_ok=True)
-    if same:
-        return
-    tmp = target + ".tmp"
-    with open(tmp, "wb") as out:
-        out.write(code)
-    _os.replace(tmp, target)
-    # Unchecked pycs of the old source for other Pythons would still be trusted: remove them.
-    cache_dir = _os.path.join(dest_dir, "__pycache__")
-    for name in _os.listdir(cache_dir) if _os.path.isdir(cache_dir) else ():
-        if name.startswith("visgate_sdk.") and name.endswith(".pyc"):
-            _os.unlink(_os.path.join(cache_dir, name))
 
 
 _CLI_COMMANDS: Dict[str, Callable[[Client, Any], int]] = {
