@@ -330,3 +330,12 @@ def test_module_runs_on_this_interpreter_without_warnings() -> None:
 @pytest.mark.parametrize("name", ["Client", "AsyncClient", "Retry", "VisgateError", "GenerateResult"])
 def test_public_objects_have_docstrings(name: str) -> None:
     assert (getattr(visgate_sdk, name).__doc__ or "").strip()
+
+
+def test_async_client_options_are_clients_arguments() -> None:
+    # AsyncClient(**options) is typed by the _ClientOptions TypedDict: it must list exactly the
+    # keyword arguments of Client (a new Client option that is missing would be a type error there).
+    typed = next(node for node in ast.walk(TREE) if isinstance(node, ast.ClassDef) and node.name == "_ClientOptions")
+    fields = {stmt.target.id for stmt in typed.body if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)}
+    params = inspect.signature(visgate_sdk.Client.__init__).parameters
+    assert fields == {name for name, p in params.items() if p.kind is p.KEYWORD_ONLY}
