@@ -224,7 +224,7 @@ def test_a_slow_connect_answer_leaves_the_tls_handshake_only_the_time_left(monke
         monkeypatch.setenv("HTTPS_PROXY", proxy.url(""))
         with client_for("https://127.0.0.1:9/api/v1") as client:
             err = expect_deadline(lambda: client.models.list(deadline=1.5), 1.5, at_least=1.4)
-    assert err.elapsed <= 1.5 + 0.4
+    assert err.elapsed <= 1.5 + 0.7  # the bug: 1.0 s over; a loaded machine adds tenths
 
 
 def test_a_large_body_to_a_server_that_never_reads_is_cut_off_at_the_deadline(backlog: str) -> None:
@@ -239,14 +239,14 @@ def test_a_late_connection_leaves_the_tls_handshake_only_the_time_left(late_back
     # ~1 s gave the TLS handshake the full budget again (1.0 s past a 1.5 s deadline).
     with client_for(late_backlog.replace("http://", "https://")) as client:
         err = expect_deadline(lambda: client.models.list(deadline=1.5), 1.5, at_least=1.4)
-    assert err.elapsed <= 1.5 + 0.4
+    assert err.elapsed <= 1.5 + 0.7  # the bug: 1.0 s over; a loaded machine adds tenths
 
 
 def test_a_late_connection_leaves_sending_only_the_time_left(late_backlog: str) -> None:
     with client_for(late_backlog) as client:
         err = expect_deadline(lambda: client.images.generate("m", "p", params={"blob": "x" * (16 << 20)}, deadline=1.5), 1.5,
                               at_least=1.4)
-    assert err.elapsed <= 1.5 + 0.4
+    assert err.elapsed <= 1.5 + 0.7  # the bug: 1.0 s over; a loaded machine adds tenths
 
 
 # -- trickling servers ------------------------------------------------------------------------
