@@ -921,10 +921,11 @@ def _proxy_auth_header(proxy: str) -> Dict[str, str]:
 class _Clock:
     """The monotonic time by which the exchange on one connection must be over (None: never)."""
 
-    __slots__ = ("deadline",)
+    __slots__ = ("deadline", "last")
 
     def __init__(self) -> None:
         self.deadline: Optional[float] = None
+        self.last: Any = None  # the last answer read on the connection (a proxy's answer to CONNECT, say)
 
 
 def _settle_timeout(sock: Any, seconds: Optional[float]) -> None:
@@ -987,6 +988,7 @@ def _response_class() -> Type["http.client.HTTPResponse"]:
         def __init__(self, sock: Any, *args: Any, clock: _Clock, **kwargs: Any) -> None:
             super().__init__(sock, *args, **kwargs)
             self.fp = io.BufferedReader(deadline_io(self.fp.detach(), sock, clock))
+            clock.last = self
 
         def _read_status(self) -> Tuple[str, int, str]:
             version, status, reason = super()._read_status()  # type: ignore[misc]
@@ -1210,7 +1212,15 @@ class _Transport:
         """Connect if needed, within the deadline; the socket then waits no longer than what is left."""
         if conn.sock is None:
             conn.timeout = None if deadline is None else max(deadline - _time.monotonic(), 0.001)
-            conn.connect()
+            try:
+                conn.connect()
+            finally:
+                # Before 3.11, http.client leaves a proxy's answer to CONNECT open, and with it the
+                # socket, until a garbage collection finds them (a ResourceWarning).
+                clock = conn._visgate_clock  # type: ignore[attr-defined]
+                if clock.last is not None:
+                    clock.last.close()
+                    clock.last = None
         with self._lock:  # a concurrent close() either sees this socket, or we see it closed
             if self.closed:
                 raise _NetworkError(ConnectionError("the client was closed during the request"), False)
@@ -1658,15 +1668,33 @@ def _body_secrets(body: Any) -> Tuple[Tuple[str, str], ...]:
     return tuple((v, variable) for k, v in body.items() if isinstance(v, str) and v and str(k).lower() in _SECRET_FIELDS)
 
 
+def _partial_file(dest: str) -> Tuple[int, str]:
+    """A new temporary file beside ``dest``: (descriptor, path). Created with mode 0666 as
+    ``open()`` would, so the umask decides its permissions (mkstemp's 0600 would hide the media
+    from a web server running as another user); reading the umask would race other threads."""
+    folder = _os.path.dirname(_os.path.abspath(dest))
+    flags = _os.O_WRONLY | _os.O_CREAT | _os.O_EXCL | getattr(_os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = _os.path.join(folder, ".visgate-%s.part" % _os.urandom(6).hex())
+        try:
+            return _os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise _not_writable(dest, exc) from None
+    raise _not_writable(dest, FileExistsError("no free temporary name"))
+
+
+def _not_writable(dest: str, exc: OSError) -> DownloadError:
+    return DownloadError("cannot write %s: %s" % (dest, exc.strerror or exc), error_code="DOWNLOAD_NOT_WRITABLE")
+
+
 def _publish(tmp: str, dest: str) -> None:
-    """Move the finished download into place with the mode ``open()`` would give it (umask)."""
-    mask = _os.umask(0)
-    _os.umask(mask)
+    """Move the finished download into place (an atomic rename: never a partial file at ``dest``)."""
     try:
-        _os.chmod(tmp, 0o666 & ~mask)
         _os.replace(tmp, dest)
     except OSError as exc:
-        raise DownloadError("cannot write %s: %s" % (dest, exc.strerror or exc), error_code="DOWNLOAD_NOT_WRITABLE") from None
+        raise _not_writable(dest, exc) from None
 
 
 class _Session:
@@ -1865,17 +1893,12 @@ class _Session:
     def download(self, url: str, path: Union[str, "_os.PathLike[str]"], *, timeout: Optional[float], at: Optional[float],
                  max_bytes: int) -> str:
         """Stream ``url`` into ``path`` through a temporary file renamed into place. Sends no key."""
-        import tempfile
-
         origin, target = _split_url(url, "url")
         headers = {"User-Agent": _USER_AGENT, "Accept": "*/*"}
         call = _Call("GET", origin, target, headers, None, self.timeout_for(timeout), at)
         call.max_bytes = _check_int("max_bytes", max_bytes, minimum=1)
         dest = _os.fspath(path)
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=".visgate-", suffix=".part", dir=_os.path.dirname(_os.path.abspath(dest)))
-        except OSError as exc:
-            raise DownloadError("cannot write %s: %s" % (dest, exc.strerror or exc), error_code="DOWNLOAD_NOT_WRITABLE") from None
+        fd, tmp = _partial_file(dest)
         try:
             with _os.fdopen(fd, "wb") as out:
                 call.sink = out
@@ -4322,7 +4345,7 @@ def _doctor_cli(args: Any) -> int:
 def _cli_common(p: Any) -> None:
     p.add_argument("--api-key", help="visgate API key (default: $VISGATE_API_KEY)")
     p.add_argument("--base-url", help="API base URL (default: $VISGATE_BASE_URL or the public API)")
-    p.add_argument("--timeout", type=float, help="per-request timeout, seconds (default: %g)" % DEFAULT_TIMEOUT)
+    p.add_argument("--timeout", type=float, help="per-request timeout, seconds (default: %g; doctor: 5 per check)" % DEFAULT_TIMEOUT)
     p.add_argument("--json", action="store_true", help="print the raw JSON answer")
 
 

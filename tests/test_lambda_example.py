@@ -69,6 +69,11 @@ def test_the_budget_runs_out_then_a_second_invocation_gets_the_video(lambda_modu
     assert len(lambda_module.client.usage.logs()) == 1
 
 
+def test_a_video_that_finishes_in_time_is_returned_by_the_first_invocation(lambda_module: Any) -> None:
+    result = lambda_module.handler({"prompt": "a short clip of waves"}, FakeContext(12, "inv-fast"))
+    assert result["video_url"].endswith(".mp4") and result["request_id"].startswith("req")
+
+
 def test_a_retried_invocation_is_the_same_generation(lambda_module: Any) -> None:
     # Lambda retries an event with the same aws_request_id: the same Idempotency-Key, one job.
     a = lambda_module.handler({"prompt": "a red kite"}, FakeContext(3, "inv-same"))
