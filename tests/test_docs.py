@@ -289,8 +289,8 @@ def check_command(words: List[str]) -> Optional[str]:
                 for word in args[1:]:
                     if word.startswith("-") and word.split("=")[0] not in help_text:
                         return "%s has no option %s" % (args[0], word)
-    except SystemExit as exc:
-        return "the parser refused it (exit %s)" % exc.code
+    except SystemExit as exc:  # --help and --version exit 0: the line works
+        return None if exc.code in (0, None) else "the parser refused it (exit %s)" % exc.code
     return None
 
 
@@ -301,7 +301,7 @@ def test_command_lines_parse() -> None:
         if block.lang not in ("bash", ""):
             continue
         for words in command_lines(block):
-            with contextlib.redirect_stderr(io.StringIO()) as err:
+            with contextlib.redirect_stderr(io.StringIO()) as err, contextlib.redirect_stdout(io.StringIO()):
                 problem = check_command(words)
             checked += 1
             if problem:
