@@ -34,6 +34,7 @@ import pytest
 
 import visgate_emulator
 import visgate_sdk
+from visgate_emulator import DEMO_API_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ("README.md", "examples/README.md")
@@ -95,10 +96,16 @@ client = Client()
 _reader_client = client
 '''
 
-# Per snippet, keyed by a line that occurs in exactly one python block: (code before, code after).
-SETUP: Dict[str, Tuple[str, str]] = {
+class Setup(NamedTuple):
+    before: str = ""  # code run before the snippet
+    after: str = ""  # code run after it: checks that it did what the text says
+    stdout: str = ""  # a regex its output must match (for a branch the snippet only prints from)
+
+
+# Per snippet, keyed by a line that occurs in exactly one python block.
+SETUP: Dict[str, Setup] = {
     # Vendoring: the copy the snippet imports, where the section says to put it.
-    "from myapp._vendor.visgate_sdk import Client": (
+    "from myapp._vendor.visgate_sdk import Client": Setup(
         "import os, shutil, visgate_sdk\n"
         "os.makedirs('myapp/_vendor')\n"
         "open('myapp/__init__.py', 'w').close(); open('myapp/_vendor/__init__.py', 'w').close()\n"
@@ -106,7 +113,7 @@ SETUP: Dict[str, Tuple[str, str]] = {
         "assert Client.__module__ == 'myapp._vendor.visgate_sdk' and RateLimitError.__module__.startswith('myapp._vendor')\n",
     ),
     # AWS Lambda: the snippet defines the handler; play an invocation and a resumption with a context.
-    "def handler(event, context):": (
+    "def handler(event, context):": Setup(
         "",
         "class _Context:\n"
         "    def get_remaining_time_in_millis(self):\n"
@@ -116,16 +123,17 @@ SETUP: Dict[str, Tuple[str, str]] = {
         "_again = handler({'request_id': _first['request_id']}, _Context())\n"
         "assert _again['status'] == 'completed', _again\n",
     ),
+    # Errors you can paste: the except branch ran, and printed a curl command without the key.
+    "print(e.to_curl())": Setup(
+        stdout=r"(?m)^curl -X POST http://127\.0\.0\.1:\d+/api/v1/images/generate .*\$VISGATE_API_KEY(?!.*%s)" % re.escape(DEMO_API_KEY)
+    ),
+    # visgate doctor: every check passes against the emulator (plain HTTP: CA bundle and TLS skipped).
+    "report = client.doctor(timeout=5)": Setup(stdout=r"all checks passed"),
 }
 
 
-def _setup_for(block: Block) -> Tuple[str, str]:
-    before, after = [], []
-    for key, (pre, post) in SETUP.items():
-        if key in block.code:
-            before.append(pre)
-            after.append(post)
-    return "".join(before), "".join(after)
+def _setup_for(block: Block) -> Setup:
+    return next((setup for key, setup in SETUP.items() if key in block.code), Setup())
 
 
 _TEARDOWN = '''
@@ -143,10 +151,10 @@ def snippet_script(block: Block, source_file: Path) -> str:
     """The program a snippet runs as: the reader's context, its setup, itself (read from
     ``source_file``, padded so that tracebacks point at the doc's own lines), its checks, and
     every client it left open closed."""
-    before, after = _setup_for(block)
+    setup = _setup_for(block)
     source_file.write_text("\n" * (block.line - 1) + block.code, encoding="utf-8")
     run = "with open(%r, encoding='utf-8') as _f:\n    exec(compile(_f.read(), %r, 'exec'), globals())\n" % (str(source_file), block.doc)
-    return "\n".join([READER_CONTEXT, before, run, after, _TEARDOWN])
+    return "\n".join([READER_CONTEXT, setup.before, run, setup.after, _TEARDOWN])
 
 
 def run_snippet(block: Block, cwd: Path) -> Optional[str]:
@@ -169,6 +177,10 @@ def run_snippet(block: Block, cwd: Path) -> Optional[str]:
         return "exit %d\n%s" % (proc.returncode, stderr[-3000:])
     if "ResourceWarning" in stderr or "Exception ignored" in stderr:
         return "left something open:\n%s" % stderr[-3000:]
+    stdout = proc.stdout.decode("utf-8", "replace")
+    expected = _setup_for(block).stdout
+    if expected and not re.search(expected, stdout):
+        return "its output does not match %r:\n%s" % (expected, stdout[-3000:])
     return None
 
 
