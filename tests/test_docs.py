@@ -306,6 +306,40 @@ def check_command(words: List[str]) -> Optional[str]:
     return None
 
 
+_INLINE = re.compile(r"`((?:python3?(?:\.\d+)?|visgate) [^`]+)`")
+
+
+def _subcommands() -> List[str]:
+    import argparse
+
+    parser = visgate_sdk._cli_parser()
+    return [name for action in parser._actions if isinstance(action, argparse._SubParsersAction) for name in action.choices]
+
+
+def inline_commands(doc: str) -> List[List[str]]:
+    """Command lines quoted in the text (`` `python3 examples/17_batch.py` ``). ``visgate NAME``
+    alone names a command: it must exist. ``COMMAND`` is a placeholder: that span is left out."""
+    text = (ROOT / doc).read_text(encoding="utf-8")
+    block = Block(doc, 0, "bash", "\n".join(m for m in _INLINE.findall(text) if "COMMAND" not in m), None)
+    return command_lines(block)
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_inline_command_lines_parse(doc: str) -> None:
+    commands = inline_commands(doc)
+    assert commands
+    failures = []
+    for words in commands:
+        if words[0] == "visgate" and len(words) == 2 and not words[1].startswith("-"):
+            problem = None if words[1] in _subcommands() else "no such command"
+        else:
+            with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+                problem = check_command(words)
+        if problem:
+            failures.append("%s: %s" % (" ".join(words), problem))
+    assert not failures, "\n".join(failures)
+
+
 def test_command_lines_parse() -> None:
     checked = 0
     failures: List[str] = []
