@@ -13,8 +13,9 @@
   ``python3 -m visgate_sdk ...`` parses with ``_cli_parser()``, every ``python3 -m visgate_emulator``
   with its parser, every ``python3 examples/...`` / ``bench/...`` script exists and its arguments
   parse.
+  Command lines quoted in the text (`` `python3 examples/17_batch.py` ``) are checked the same way.
 - Every repository path the docs mention (``examples/17_batch.py``, ``bench/results.svg``, links)
-  exists.
+  exists, and every ``](#anchor)`` link names a heading.
 """
 
 from __future__ import annotations
@@ -378,3 +379,23 @@ def test_mentioned_paths_exist(doc: str) -> None:
     assert paths
     missing = [p for p in paths if not (ROOT / p).exists()]
     assert not missing, "%s mentions paths that do not exist: %s" % (doc, missing)
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_anchor_links_resolve(doc: str) -> None:
+    text = (ROOT / doc).read_text(encoding="utf-8")
+    in_code = False
+    headings = set()
+    for line in text.splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        elif not in_code and line.startswith("#"):
+            headings.add(_slug(line.lstrip("#")))
+    anchors = re.findall(r"\]\(#([^)]+)\)", text)
+    missing = sorted(set(anchors) - headings)
+    assert not missing, "%s links to headings that do not exist: %s" % (doc, missing)
