@@ -123,9 +123,9 @@ def find_cli(tree: ast.Module) -> list:
         name = getattr(node, "name", None)
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             name = node.targets[0].id
-        if name and (name.startswith(("_cli", "_CLI")) or name == "main"):
-            spans.append(_span(node))
-        elif isinstance(node, ast.If) and "__main__" in ast.dump(node.test):
+        is_cli = bool(name) and (name.startswith(("_cli", "_CLI")) or name == "main")
+        is_main_guard = isinstance(node, ast.If) and "__main__" in ast.dump(node.test)
+        if is_cli or is_main_guard:
             spans.append(_span(node))
     return spans
 
@@ -179,9 +179,9 @@ def run_module(code: types.CodeType, path: str) -> None:
 
 
 def table(header: list, rows: list) -> str:
-    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    widths = [max(len(str(r[i])) for r in [*rows, header]) for i in range(len(header))]
     just = [str.ljust] + [str.rjust] * (len(header) - 1)
-    lines = ["| " + " | ".join(j(str(c), w) for c, w, j in zip(r, widths, just)) + " |" for r in [header] + rows]
+    lines = ["| " + " | ".join(j(str(c), w) for c, w, j in zip(r, widths, just)) + " |" for r in [header, *rows]]
     lines.insert(1, "|" + "|".join("-" * (w + 1) + (":" if i else "-") for i, w in enumerate(widths)) + "|")
     return "\n".join(lines)
 

@@ -135,7 +135,7 @@ def ensure_reference_venv() -> str:
             return py
     except (OSError, subprocess.CalledProcessError, ValueError):
         pass
-    log("installing %s==%s into %s" % (REFERENCE + (os.path.relpath(VENV),)))
+    log("installing %s==%s into %s" % (*REFERENCE, os.path.relpath(VENV)))
     for cmd in ([sys.executable, "-m", "venv", "--clear", VENV],
                 [py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                  "{}=={}".format(*REFERENCE),
@@ -236,7 +236,7 @@ class Runner:
             env = dict(env, SSL_CERT_FILE=self.ca)
         t0 = time.perf_counter()
         try:
-            proc = subprocess.run(argv + ["-c", snippet, json.dumps(params)], env=env, cwd=cwd,
+            proc = subprocess.run([*argv, "-c", snippet, json.dumps(params)], env=env, cwd=cwd,
                                   capture_output=True, timeout=self.timeout)
         except subprocess.TimeoutExpired:
             raise WorkloadError(f"{side}: timed out after {self.timeout} s") from None
@@ -245,7 +245,7 @@ class Runner:
             tail = proc.stderr.decode(errors="replace").strip().splitlines()[-12:]
             tail = "\n    ".join(tail)
             raise WorkloadError(f"{side}: exit {proc.returncode}\n    {tail}")
-        fields = (proc.stdout.decode().split("\t") + ["", ""])[:3]
+        fields = [*proc.stdout.decode().split("\t"), "", ""][:3]
         if where and not os.path.realpath(fields[0]).startswith(where + os.sep):
             raise WorkloadError(f"{side} imported visgate_sdk from {fields[0]!r}, expected under {where}")
         if side == "ours" and fields[2]:
@@ -439,8 +439,8 @@ def fmt_target(row: Row) -> str:
 
 def table(rows: list) -> str:
     header = ["workload", "ours", "reference", "ratio", "target", "result"]
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in [header] + rows]
+    widths = [max(len(r[i]) for r in [*rows, header]) for i in range(len(header))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in [header, *rows]]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
 
