@@ -15,7 +15,7 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.append(os.path.dirname(HERE))  # a source checkout works without `pip install` (an installed SDK wins)
 
-from visgate_sdk import Client, VisgateError  # noqa: E402
+from visgate_sdk import BatchResult, Client, VisgateError  # noqa: E402
 
 # Everything printed also goes to sample_outputs/out_<script>.txt (VISGATE_SAMPLE_OUTPUTS moves the folder).
 OUT_DIR = os.environ.get("VISGATE_SAMPLE_OUTPUTS") or os.path.join(HERE, "sample_outputs")
@@ -43,7 +43,7 @@ def usage_line(client: Client, label: str) -> int:
     return usage.total_requests
 
 
-def run(client: Client, batch_id: str, label: str) -> "list":
+def run(client: Client, batch_id: str, label: str) -> BatchResult:
     batch = client.iter_generate_many(PROMPTS, batch_id=batch_id, budget_usd=BUDGET_USD, max_concurrency=8)
     for landed, (index, outcome) in enumerate(batch, 1):
         shown = "error %s" % outcome.error_code if isinstance(outcome, VisgateError) else "cost=$%.4f" % outcome.cost

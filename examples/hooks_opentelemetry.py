@@ -118,9 +118,10 @@ def main() -> int:
                 demo(client, emulated=True)
     for span in exporter.get_finished_spans():
         attrs = span.attributes or {}
+        context = span.get_span_context()  # Optional in the API's types; a finished span has one
         print("span %-28s status=%s attempts=%s http=%s trace_id=%032x events=%s" % (
             span.name, span.status.status_code.name, attrs.get("visgate.attempts"), attrs.get("http.response.status_code"),
-            span.get_span_context().trace_id, ",".join(e.name for e in span.events)))
+            context.trace_id if context else 0, ",".join(e.name for e in span.events)))
     return 0
 
 

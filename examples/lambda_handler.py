@@ -69,7 +69,7 @@ def handler(event: Dict[str, Any], context: Any) -> Dict[str, Any]:
             # invocation is the same generation, billed once.
             video = client.videos.generate(VIDEO_MODEL, event.get("prompt") or "waves at dusk, slow pan",
                                            idempotency_key=getattr(context, "aws_request_id", None))
-            return {"request_id": video.request_id, "video_url": video.video_url}
+            return {"request_id": video.id, "video_url": video.video_url}
     except VisgateTimeoutError as exc:
         if exc.error_code != "DEADLINE_EXCEEDED" or not exc.request_id:
             raise  # nothing to resume: the job was never accepted
