@@ -67,8 +67,9 @@ def sections(lines: list) -> list:
     """[(title, first line index, end line index)] split at the ``###`` banners."""
     starts = [("Preamble: module docstring, imports, __all__, typing-only block", 0)]
     for i in range(len(lines) - 2):
-        if BANNER.match(lines[i]) and TITLE.match(lines[i + 1]) and BANNER.match(lines[i + 2]):
-            starts.append((TITLE.match(lines[i + 1]).group(1).decode("utf-8").strip(" #"), i))
+        title = TITLE.match(lines[i + 1])
+        if BANNER.match(lines[i]) and title and BANNER.match(lines[i + 2]):
+            starts.append((title.group(1).decode("utf-8").strip(" #"), i))
     return [(title, first, starts[k + 1][1] if k + 1 < len(starts) else len(lines))
             for k, (title, first) in enumerate(starts)]
 
@@ -123,7 +124,7 @@ def find_cli(tree: ast.Module) -> list:
         name = getattr(node, "name", None)
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             name = node.targets[0].id
-        is_cli = bool(name) and (name.startswith(("_cli", "_CLI")) or name == "main")
+        is_cli = name is not None and (name.startswith(("_cli", "_CLI")) or name == "main")
         is_main_guard = isinstance(node, ast.If) and "__main__" in ast.dump(node.test)
         if is_cli or is_main_guard:
             spans.append(_span(node))
@@ -133,7 +134,7 @@ def find_cli(tree: ast.Module) -> list:
 def strip(source: bytes, spans: list) -> bytes:
     """Replace each span with its replacement (spans nested in another are dropped)."""
     lines = source.splitlines(keepends=True)
-    outer = []
+    outer: list = []
     for span in sorted(spans):
         if outer and (span[0], span[1]) < (outer[-1][2], outer[-1][3]):
             continue  # inside the previous span
@@ -152,9 +153,9 @@ def strip_comments_and_blank_lines(source: bytes) -> bytes:
     for (row, col), (_, end) in reversed(comments):  # tokenize columns are characters, not bytes
         text = lines[row - 1].decode("utf-8")
         lines[row - 1] = (text[:col].rstrip() + text[end:]).encode("utf-8")
-    in_string = set()
+    in_string: set = set()
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.end_lineno > node.lineno:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.end_lineno and node.end_lineno > node.lineno:
             in_string.update(range(node.lineno + 1, node.end_lineno + 1))
     return b"".join(line for n, line in enumerate(lines, 1) if n in in_string or line.strip())
 
@@ -230,7 +231,8 @@ def main() -> int:
     print("\n## Compile time by section (each compiled alone)\n")
     print(table(["section", "lines", "n lines", "bytes", "tokens", "ms", "share"], rows))
 
-    rows, variants = [], []
+    rows = []
+    variants: list = []  # (label, span count or "", stripped source)
     kinds = [("docstrings (module, classes, functions)", find_docstrings(tree)),
              ("`if TYPE_CHECKING:` blocks", find_type_checking(tree)),
              ("`@overload` stubs", find_overloads(tree)),

@@ -158,7 +158,7 @@ def start_server(cert: str) -> tuple:
     """Start bench/server.py in its own process; return (process, {"http": port, "https": port})."""
     proc = subprocess.Popen([sys.executable, os.path.join(BENCH, "server.py"), "--cert", cert],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, universal_newlines=True)
-    line = proc.stdout.readline()
+    line = proc.stdout.readline() if proc.stdout else ""
     if not line:
         raise SystemExit("bench: the loopback server did not start")
     return proc, json.loads(line)
@@ -242,8 +242,7 @@ class Runner:
             raise WorkloadError(f"{side}: timed out after {self.timeout} s") from None
         wall = time.perf_counter() - t0
         if proc.returncode:
-            tail = proc.stderr.decode(errors="replace").strip().splitlines()[-12:]
-            tail = "\n    ".join(tail)
+            tail = "\n    ".join(proc.stderr.decode(errors="replace").strip().splitlines()[-12:])
             raise WorkloadError(f"{side}: exit {proc.returncode}\n    {tail}")
         fields = [*proc.stdout.decode().split("\t"), "", ""][:3]
         if where and not os.path.realpath(fields[0]).startswith(where + os.sep):
@@ -266,10 +265,10 @@ class Runner:
         slow = f"/slow{slow_ms}" if slow_ms else ""
         url = f"{scheme}://127.0.0.1:{self.ports[scheme]}{slow}/api/v1"
         sides = list(spec.sides)
-        samples = {side: {"wall": [], "value": []} for side in sides}
+        samples: dict = {side: {"wall": [], "value": []} for side in sides}
         for rnd in range(-1 if spec.timed else 0, runs):  # round -1 warms caches and is discarded
             for side in sides[rnd % len(sides):] + sides[:rnd % len(sides)]:  # rotate who goes first
-                ours_kwargs = {}
+                ours_kwargs: dict = {}
                 if side == "ours":
                     ours_kwargs = {"verify": self.ca} if spec.https else {}
                     if spec.slow_ms:
