@@ -67,8 +67,9 @@ def sections(lines: list) -> list:
     """[(title, first line index, end line index)] split at the ``###`` banners."""
     starts = [("Preamble: module docstring, imports, __all__, typing-only block", 0)]
     for i in range(len(lines) - 2):
-        if BANNER.match(lines[i]) and TITLE.match(lines[i + 1]) and BANNER.match(lines[i + 2]):
-            starts.append((TITLE.match(lines[i + 1]).group(1).decode("utf-8").strip(" #"), i))
+        title = TITLE.match(lines[i + 1])
+        if BANNER.match(lines[i]) and title and BANNER.match(lines[i + 2]):
+            starts.append((title.group(1).decode("utf-8").strip(" #"), i))
     return [(title, first, starts[k + 1][1] if k + 1 < len(starts) else len(lines))
             for k, (title, first) in enumerate(starts)]
 
@@ -123,9 +124,9 @@ def find_cli(tree: ast.Module) -> list:
         name = getattr(node, "name", None)
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             name = node.targets[0].id
-        if name and (name.startswith(("_cli", "_CLI")) or name == "main"):
-            spans.append(_span(node))
-        elif isinstance(node, ast.If) and "__main__" in ast.dump(node.test):
+        is_cli = name is not None and (name.startswith(("_cli", "_CLI")) or name == "main")
+        is_main_guard = isinstance(node, ast.If) and "__main__" in ast.dump(node.test)
+        if is_cli or is_main_guard:
             spans.append(_span(node))
     return spans
 
@@ -133,7 +134,7 @@ def find_cli(tree: ast.Module) -> list:
 def strip(source: bytes, spans: list) -> bytes:
     """Replace each span with its replacement (spans nested in another are dropped)."""
     lines = source.splitlines(keepends=True)
-    outer = []
+    outer: list = []
     for span in sorted(spans):
         if outer and (span[0], span[1]) < (outer[-1][2], outer[-1][3]):
             continue  # inside the previous span
@@ -152,9 +153,9 @@ def strip_comments_and_blank_lines(source: bytes) -> bytes:
     for (row, col), (_, end) in reversed(comments):  # tokenize columns are characters, not bytes
         text = lines[row - 1].decode("utf-8")
         lines[row - 1] = (text[:col].rstrip() + text[end:]).encode("utf-8")
-    in_string = set()
+    in_string: set = set()
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.end_lineno > node.lineno:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.end_lineno and node.end_lineno > node.lineno:
             in_string.update(range(node.lineno + 1, node.end_lineno + 1))
     return b"".join(line for n, line in enumerate(lines, 1) if n in in_string or line.strip())
 
@@ -179,9 +180,9 @@ def run_module(code: types.CodeType, path: str) -> None:
 
 
 def table(header: list, rows: list) -> str:
-    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    widths = [max(len(str(r[i])) for r in [*rows, header]) for i in range(len(header))]
     just = [str.ljust] + [str.rjust] * (len(header) - 1)
-    lines = ["| " + " | ".join(j(str(c), w) for c, w, j in zip(r, widths, just)) + " |" for r in [header] + rows]
+    lines = ["| " + " | ".join(j(str(c), w) for c, w, j in zip(r, widths, just)) + " |" for r in [header, *rows]]
     lines.insert(1, "|" + "|".join("-" * (w + 1) + (":" if i else "-") for i, w in enumerate(widths)) + "|")
     return "\n".join(lines)
 
@@ -230,7 +231,8 @@ def main() -> int:
     print("\n## Compile time by section (each compiled alone)\n")
     print(table(["section", "lines", "n lines", "bytes", "tokens", "ms", "share"], rows))
 
-    rows, variants = [], []
+    rows = []
+    variants: list = []  # (label, span count or "", stripped source)
     kinds = [("docstrings (module, classes, functions)", find_docstrings(tree)),
              ("`if TYPE_CHECKING:` blocks", find_type_checking(tree)),
              ("`@overload` stubs", find_overloads(tree)),

@@ -135,7 +135,7 @@ def ensure_reference_venv() -> str:
             return py
     except (OSError, subprocess.CalledProcessError, ValueError):
         pass
-    log("installing %s==%s into %s" % (REFERENCE + (os.path.relpath(VENV),)))
+    log("installing %s==%s into %s" % (*REFERENCE, os.path.relpath(VENV)))
     for cmd in ([sys.executable, "-m", "venv", "--clear", VENV],
                 [py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                  "{}=={}".format(*REFERENCE),
@@ -158,7 +158,7 @@ def start_server(cert: str) -> tuple:
     """Start bench/server.py in its own process; return (process, {"http": port, "https": port})."""
     proc = subprocess.Popen([sys.executable, os.path.join(BENCH, "server.py"), "--cert", cert],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, universal_newlines=True)
-    line = proc.stdout.readline()
+    line = proc.stdout.readline() if proc.stdout else ""
     if not line:
         raise SystemExit("bench: the loopback server did not start")
     return proc, json.loads(line)
@@ -236,16 +236,15 @@ class Runner:
             env = dict(env, SSL_CERT_FILE=self.ca)
         t0 = time.perf_counter()
         try:
-            proc = subprocess.run(argv + ["-c", snippet, json.dumps(params)], env=env, cwd=cwd,
+            proc = subprocess.run([*argv, "-c", snippet, json.dumps(params)], env=env, cwd=cwd,
                                   capture_output=True, timeout=self.timeout)
         except subprocess.TimeoutExpired:
             raise WorkloadError(f"{side}: timed out after {self.timeout} s") from None
         wall = time.perf_counter() - t0
         if proc.returncode:
-            tail = proc.stderr.decode(errors="replace").strip().splitlines()[-12:]
-            tail = "\n    ".join(tail)
+            tail = "\n    ".join(proc.stderr.decode(errors="replace").strip().splitlines()[-12:])
             raise WorkloadError(f"{side}: exit {proc.returncode}\n    {tail}")
-        fields = (proc.stdout.decode().split("\t") + ["", ""])[:3]
+        fields = [*proc.stdout.decode().split("\t"), "", ""][:3]
         if where and not os.path.realpath(fields[0]).startswith(where + os.sep):
             raise WorkloadError(f"{side} imported visgate_sdk from {fields[0]!r}, expected under {where}")
         if side == "ours" and fields[2]:
@@ -266,10 +265,10 @@ class Runner:
         slow = f"/slow{slow_ms}" if slow_ms else ""
         url = f"{scheme}://127.0.0.1:{self.ports[scheme]}{slow}/api/v1"
         sides = list(spec.sides)
-        samples = {side: {"wall": [], "value": []} for side in sides}
+        samples: dict = {side: {"wall": [], "value": []} for side in sides}
         for rnd in range(-1 if spec.timed else 0, runs):  # round -1 warms caches and is discarded
             for side in sides[rnd % len(sides):] + sides[:rnd % len(sides)]:  # rotate who goes first
-                ours_kwargs = {}
+                ours_kwargs: dict = {}
                 if side == "ours":
                     ours_kwargs = {"verify": self.ca} if spec.https else {}
                     if spec.slow_ms:
@@ -439,8 +438,8 @@ def fmt_target(row: Row) -> str:
 
 def table(rows: list) -> str:
     header = ["workload", "ours", "reference", "ratio", "target", "result"]
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in [header] + rows]
+    widths = [max(len(r[i]) for r in [*rows, header]) for i in range(len(header))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in [header, *rows]]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
 

@@ -17,13 +17,15 @@ from visgate_sdk import DEFAULT_MODEL, Client, VisgateError  # noqa: E402
 # Everything printed also goes to sample_outputs/out_<script>.txt (VISGATE_SAMPLE_OUTPUTS moves the folder).
 OUT_DIR = os.environ.get("VISGATE_SAMPLE_OUTPUTS") or os.path.join(HERE, "sample_outputs")
 os.makedirs(OUT_DIR, exist_ok=True)
-LOG = open(os.path.join(OUT_DIR, "out_%s.txt" % os.path.splitext(os.path.basename(__file__))[0]), "w", encoding="utf-8")
+LOG_PATH = os.path.join(OUT_DIR, "out_%s.txt" % os.path.splitext(os.path.basename(__file__))[0])
+with open(LOG_PATH, "w", encoding="utf-8"):  # a fresh log for this run
+    pass
 
 
 def say(line: str = "", err: bool = False) -> None:
     print(line, file=sys.stderr if err else sys.stdout, flush=True)
-    LOG.write(line + "\n")
-    LOG.flush()
+    with open(LOG_PATH, "a", encoding="utf-8") as log:  # one line at a time: nothing left open
+        log.write(line + "\n")
 
 
 def main() -> int:

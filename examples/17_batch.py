@@ -15,18 +15,20 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.append(os.path.dirname(HERE))  # a source checkout works without `pip install` (an installed SDK wins)
 
-from visgate_sdk import Client, VisgateError  # noqa: E402
+from visgate_sdk import BatchResult, Client, VisgateError  # noqa: E402
 
 # Everything printed also goes to sample_outputs/out_<script>.txt (VISGATE_SAMPLE_OUTPUTS moves the folder).
 OUT_DIR = os.environ.get("VISGATE_SAMPLE_OUTPUTS") or os.path.join(HERE, "sample_outputs")
 os.makedirs(OUT_DIR, exist_ok=True)
-LOG = open(os.path.join(OUT_DIR, "out_%s.txt" % os.path.splitext(os.path.basename(__file__))[0]), "w", encoding="utf-8")
+LOG_PATH = os.path.join(OUT_DIR, "out_%s.txt" % os.path.splitext(os.path.basename(__file__))[0])
+with open(LOG_PATH, "w", encoding="utf-8"):  # a fresh log for this run
+    pass
 
 
 def say(line: str = "", err: bool = False) -> None:
     print(line, file=sys.stderr if err else sys.stdout, flush=True)
-    LOG.write(line + "\n")
-    LOG.flush()
+    with open(LOG_PATH, "a", encoding="utf-8") as log:  # one line at a time: nothing left open
+        log.write(line + "\n")
 
 
 SUBJECTS = ["tram", "ferry", "minaret", "bazaar", "lighthouse", "bridge", "tower", "harbour", "cat", "seagull",
@@ -41,7 +43,7 @@ def usage_line(client: Client, label: str) -> int:
     return usage.total_requests
 
 
-def run(client: Client, batch_id: str, label: str) -> "list":
+def run(client: Client, batch_id: str, label: str) -> BatchResult:
     batch = client.iter_generate_many(PROMPTS, batch_id=batch_id, budget_usd=BUDGET_USD, max_concurrency=8)
     for landed, (index, outcome) in enumerate(batch, 1):
         shown = "error %s" % outcome.error_code if isinstance(outcome, VisgateError) else "cost=$%.4f" % outcome.cost

@@ -13,6 +13,7 @@ in-memory exporter below with an OTLP one; the hooks stay the same.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -90,10 +91,8 @@ def tracing_hooks(tracer: trace.Tracer) -> Dict[str, Any]:
 def demo(client: Client, emulated: bool) -> None:
     """A few free calls: a success, an error, and (on the emulator) a call that is retried."""
     client.health()
-    try:
+    with contextlib.suppress(VisgateError):  # recorded on its span, with status ERROR
         client.models.get("no-such/model")
-    except VisgateError:
-        pass  # recorded on its span, with status ERROR
     # On the emulator, a fault header makes the first attempt a 503; the retry succeeds.
     client.auth.me(headers={"X-Emulator-Fault": "503; times=1"} if emulated else None)
 
@@ -119,9 +118,10 @@ def main() -> int:
                 demo(client, emulated=True)
     for span in exporter.get_finished_spans():
         attrs = span.attributes or {}
+        context = span.get_span_context()  # Optional in the API's types; a finished span has one
         print("span %-28s status=%s attempts=%s http=%s trace_id=%032x events=%s" % (
             span.name, span.status.status_code.name, attrs.get("visgate.attempts"), attrs.get("http.response.status_code"),
-            span.get_span_context().trace_id, ",".join(e.name for e in span.events)))
+            context.trace_id if context else 0, ",".join(e.name for e in span.events)))
     return 0
 
 

@@ -66,8 +66,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not os.path.isfile(script):
             print("run_with_env: no example %s" % script, file=sys.stderr)
             return 2
-        return subprocess.call([sys.executable, script] + args[1:], env=env)
-    return subprocess.call([sys.executable, os.path.join(HERE, "run_all_capabilities.py")] + args, env=env)
+        return subprocess.call([sys.executable, script, *args[1:]], env=env)
+    return subprocess.call([sys.executable, os.path.join(HERE, "run_all_capabilities.py"), *args], env=env)
 
 
 if __name__ == "__main__":
