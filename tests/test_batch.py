@@ -25,7 +25,6 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 
-import visgate_sdk
 from visgate_emulator import DEMO_API_KEY, Emulator
 from visgate_sdk import (
     AsyncClient,
@@ -272,9 +271,8 @@ def test_what_cannot_travel_is_refused_clearly() -> None:
             pickle.dumps(client)
         with pytest.raises(ValidationError, match="SSLContext"):
             client.generate_many(["x"], executor=ProcessPoolExecutor(1))
-    with Client("vg-k", hooks={"request": lambda e: None}) as client:
-        with pytest.raises(ValidationError, match="hooks"):
-            pickle.dumps(client)
+    with Client("vg-k", hooks={"request": lambda e: None}) as client, pytest.raises(ValidationError, match="hooks"):
+        pickle.dumps(client)
 
 
 def test_results_and_errors_pickle(client: Client) -> None:
@@ -313,7 +311,7 @@ def test_a_thread_pool_executor_runs_items_on_this_client(client: Client) -> Non
 def test_async_client_generate_many(emu: Emulator) -> None:
     async def main() -> BatchResult:
         async with AsyncClient(DEMO_API_KEY, base_url=emu.base_url, budget_usd=10.0) as aclient:
-            result = await aclient.generate_many(prompts(4, tag="async") + ["async [fail]"], max_concurrency=2)
+            result = await aclient.generate_many([*prompts(4, tag="async"), "async [fail]"], max_concurrency=2)
             assert aclient.spent_usd == pytest.approx(result.cost)
             return result
 
@@ -339,7 +337,7 @@ class _Slow(BaseHTTPRequestHandler):
     lock = threading.Lock()
     now = peak = 0
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         with _Slow.lock:
             _Slow.now += 1

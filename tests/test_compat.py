@@ -11,9 +11,6 @@ from typing import Any, Dict
 
 import pytest
 from pytest_httpserver import HTTPServer
-
-import visgate_sdk
-from visgate_sdk import AsyncClient, Client, ValidationError
 from visgate_sdk.exceptions import (
     AuthenticationError,
     ConnectionError,
@@ -22,6 +19,9 @@ from visgate_sdk.exceptions import (
     TimeoutError,
     VisgateError,
 )
+
+import visgate_sdk
+from visgate_sdk import AsyncClient, Client, ValidationError
 
 P = "/api/v1"
 IMAGE_ANSWER = {"id": "img-1", "images": ["https://cdn.example/1.png"], "model": "m/x", "provider": "fal", "cost": 0.01}
@@ -187,10 +187,12 @@ def test_reference_defaults_of_every_exception() -> None:
     assert str(base) == "[VISGATE_ERROR] boom"
 
     auth = AuthenticationError()
-    assert (auth.message, auth.error_code, auth.details, auth.status_code) == ("Invalid or missing API key", "AUTHENTICATION_ERROR", {}, 401)
+    assert (auth.message, auth.error_code, auth.details, auth.status_code) == (
+        "Invalid or missing API key", "AUTHENTICATION_ERROR", {}, 401)
 
     val = ValidationError("bad", field="prompt")
-    assert (val.message, val.error_code, val.details, val.status_code, val.field) == ("bad", "VALIDATION_ERROR", {"field": "prompt"}, 422, "prompt")
+    assert (val.message, val.error_code, val.details, val.status_code, val.field) == (
+        "bad", "VALIDATION_ERROR", {"field": "prompt"}, 422, "prompt")
     assert ValidationError("bad").details == {} and ValidationError("bad").field is None
     assert ValidationError("bad", field="").details == {}
     assert ValidationError("bad", status_code=400).status_code == 400
@@ -452,7 +454,7 @@ def test_reference_signature_is_accepted(where: str) -> None:
     var_kw = any(p.kind == p.VAR_KEYWORD for p in params)
     old_positional = [name for name, kind, _ in REFERENCE_SIGNATURES[where] if kind == "pos"]
     assert positional[: len(old_positional)] == old_positional
-    for name, kind, default in REFERENCE_SIGNATURES[where]:
+    for name, _kind, default in REFERENCE_SIGNATURES[where]:
         p = by_name.get(name)
         if p is None:  # AsyncClient passes its options on to Client
             assert var_kw and cls_name == "AsyncClient", name

@@ -13,18 +13,16 @@ import pickle
 import shlex
 import shutil
 import subprocess
-import sys
 import time
 from typing import Any, Dict, List
 
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
-import pytest  # noqa: E402
-from tests._servers import RawServer, RefusedPort, sleep_until_stopped  # noqa: E402
-from pytest_httpserver import HTTPServer  # noqa: E402
-from werkzeug import Request, Response  # noqa: E402
-
-import visgate_sdk  # noqa: E402
-from visgate_sdk import (  # noqa: E402
+import visgate_sdk
+from tests._servers import RawServer, RefusedPort, sleep_until_stopped
+from visgate_sdk import (
     Client,
     ConnectionError,
     DownloadError,
@@ -148,7 +146,8 @@ def test_curl_reproduces_a_post_with_json_body(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/api/v1/images/generate").respond_with_json({"error": "BAD", "message": "bad size"}, status=400)
     client = make(httpserver, fal_key=FAL, replicate_key=REPLICATE, runway_key=RUNWAY)
     with pytest.raises(ValidationError) as info:
-        client.images.generate("fal-ai/flux/schnell", "a cat's \"hat\" $(id) `id`", width=512, headers={"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"})
+        traceparent = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
+        client.images.generate("fal-ai/flux/schnell", "a cat's \"hat\" $(id) `id`", width=512, headers={"traceparent": traceparent})
     command = info.value.to_curl()
     assert_no_secret(command, str(info.value), repr(info.value))
     parsed = parse(command)

@@ -15,9 +15,9 @@ import time
 from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import pytest
-from tests._servers import RawServer, keepalive_json_handler, response_bytes, sleep_until_stopped
 
 import visgate_sdk
+from tests._servers import RawServer, keepalive_json_handler, response_bytes, sleep_until_stopped
 from visgate_emulator import DEMO_API_KEY, Emulator
 from visgate_sdk import AsyncClient, Client, Retry, ValidationError
 
@@ -105,7 +105,7 @@ def late_backlog() -> Iterator[str]:
         yield "http://127.0.0.1:%d%s" % (address[1], P)
     finally:
         timer.join(5)
-        for s in held + [filler, sock]:
+        for s in [*held, filler, sock]:
             s.close()
 
 
@@ -277,9 +277,8 @@ def test_async_trickled_body_cannot_outlast_the_deadline() -> None:
     head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
 
     async def main() -> None:
-        async with AsyncClient(KEY, base_url=server.url()) as aclient:
-            async with aclient.deadline(0.8):
-                await aclient.models.list()
+        async with AsyncClient(KEY, base_url=server.url()) as aclient, aclient.deadline(0.8):
+            await aclient.models.list()
 
     with RawServer(trickle(head, body, 0.25)) as server:
         expect_deadline(lambda: arun(main()), 0.8, at_least=0.7)
@@ -498,9 +497,8 @@ def test_nested_scopes_the_nearest_deadline_wins(silent: RawServer) -> None:
             with client.deadline(0.3):
                 expect_deadline(lambda: client.models.list(deadline=5), 0.3, at_least=0.25)  # scope is nearer
             expect_deadline(lambda: client.models.list(deadline=0.4), 0.4, at_least=0.3)  # the call is nearer
-        with client.deadline(0.4):
-            with client.deadline(30):  # an outer, nearer deadline is not extended by an inner one
-                expect_deadline(client.models.list, 0.4, at_least=0.3)
+        with client.deadline(0.4), client.deadline(30):  # an outer, nearer deadline is not extended by an inner one
+            expect_deadline(client.models.list, 0.4, at_least=0.3)
     assert visgate_sdk._DEADLINE.get() is None  # scopes leave nothing behind
 
 
@@ -522,9 +520,8 @@ def test_scopes_reach_async_worker_threads(silent: RawServer) -> None:
                     await aclient.models.list()
                 assert info.value.error_code == "DEADLINE_EXCEEDED"
                 assert time.monotonic() - started <= 0.5 + SLACK
-            async with aclient.deadline(5):
-                async with aclient.deadline(0.4):
-                    results = await asyncio.gather(*(aclient.models.list() for _ in range(3)), return_exceptions=True)
+            async with aclient.deadline(5), aclient.deadline(0.4):
+                results = await asyncio.gather(*(aclient.models.list() for _ in range(3)), return_exceptions=True)
             assert all(isinstance(r, visgate_sdk.TimeoutError) and r.error_code == "DEADLINE_EXCEEDED" for r in results)
 
     started = time.monotonic()
@@ -584,9 +581,8 @@ def test_lambda_context_with_less_time_than_the_margin_sends_nothing(silent: Raw
 
 def test_async_lambda_context_scope(silent: RawServer) -> None:
     async def main() -> None:
-        async with AsyncClient(KEY, base_url=silent.url()) as aclient:
-            async with aclient.deadline(FakeLambdaContext(1.5), margin=0.75):
-                await aclient.models.list()
+        async with AsyncClient(KEY, base_url=silent.url()) as aclient, aclient.deadline(FakeLambdaContext(1.5), margin=0.75):
+            await aclient.models.list()
 
     expect_deadline(lambda: arun(main()), 0.75, at_least=0.65)
 
@@ -608,9 +604,8 @@ def test_a_passed_deadline_sends_nothing(silent: RawServer) -> None:
     lambda c: Client(KEY, deadline=-3),
 ])
 def test_bad_deadlines_are_rejected_before_anything_is_sent(silent: RawServer, make: Callable[[Client], Any]) -> None:
-    with client_for(silent.url()) as client:
-        with pytest.raises(ValidationError):
-            make(client)
+    with client_for(silent.url()) as client, pytest.raises(ValidationError):
+        make(client)
     assert silent.connections == 0
 
 

@@ -11,19 +11,16 @@ import asyncio
 import base64
 import email.utils
 import json
-import os
-import sys
 import time
 from typing import Any, Dict, Iterator, List
 
+import pytest
+from werkzeug import Request, Response
 
-import pytest  # noqa: E402
-from tests._servers import Proxy, RawServer, RefusedPort, TLSFiles, https_server, sleep_until_stopped  # noqa: E402
-from werkzeug import Request, Response  # noqa: E402
-
-import visgate_sdk  # noqa: E402
-from visgate_emulator import DEMO_API_KEY, Emulator  # noqa: E402
-from visgate_sdk import AsyncClient, Client, DoctorReport  # noqa: E402
+import visgate_sdk
+from tests._servers import Proxy, RawServer, RefusedPort, TLSFiles, https_server, sleep_until_stopped
+from visgate_emulator import DEMO_API_KEY, Emulator
+from visgate_sdk import AsyncClient, Client, DoctorReport
 
 KEY = "vg-doctor-test-key-5d7f9b1a"
 ORDER = ["api_key", "base_url", "proxy", "ca_bundle", "dns", "tcp", "tls", "clock", "health", "auth"]
@@ -46,7 +43,7 @@ def assert_no_key(report: DoctorReport, *keys: str) -> None:
 
 
 def run_cli(args: List[str], capsys: pytest.CaptureFixture[str]) -> Any:
-    code = visgate_sdk.main(["doctor"] + args)
+    code = visgate_sdk.main(["doctor", *args])
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -167,7 +164,7 @@ def test_clock_skew_is_reported(emulator: Emulator) -> None:
     for server in http_server():
         stale = email.utils.formatdate(time.time() - 3600, usegmt=True)
 
-        def answer(request: Request) -> Response:
+        def answer(request: Request, stale: str = stale) -> Response:
             return Response(json.dumps({"status": "ok", "version": "x"}), 200, {"Date": stale}, content_type="application/json")
 
         server.expect_request("/api/v1/health").respond_with_handler(answer)

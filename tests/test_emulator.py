@@ -18,9 +18,9 @@ from typing import Any, Dict, Optional
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 from visgate_emulator import DEMO_API_KEY, Emulator
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
 

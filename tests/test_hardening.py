@@ -14,10 +14,10 @@ import time
 from typing import Any, List
 
 import pytest
-from tests._servers import RawServer, keepalive_json_handler, response_bytes
 from pytest_httpserver import HTTPServer
 
 import visgate_sdk
+from tests._servers import RawServer, keepalive_json_handler, response_bytes
 from visgate_sdk import Client, DownloadError, ProviderError, TimeoutError
 
 KEY = "vg-hardening-key-0123456789"
@@ -304,7 +304,7 @@ def test_saving_into_a_read_only_directory_is_a_download_error(media: str, tmp_p
                 outcome = "saved"
             except DownloadError as exc:
                 outcome = "DownloadError: %s" % exc
-            except BaseException as exc:  # noqa: BLE001 -- reported to the parent
+            except BaseException as exc:
                 outcome = "%s: %s" % (type(exc).__name__, exc)
             os.write(write_end, outcome.encode())
         finally:

@@ -18,14 +18,13 @@ import sys
 import threading
 from typing import Any, Dict, Iterator, List
 
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
-import pytest  # noqa: E402
-from tests._servers import RefusedPort, http_server  # noqa: E402
-from pytest_httpserver import HTTPServer  # noqa: E402
-from werkzeug import Request, Response  # noqa: E402
-
-from visgate_emulator import DEMO_API_KEY, Emulator  # noqa: E402
-from visgate_sdk import (  # noqa: E402
+from tests._servers import RefusedPort, http_server
+from visgate_emulator import DEMO_API_KEY, Emulator
+from visgate_sdk import (
     AsyncClient,
     Client,
     ConnectionError,
@@ -85,7 +84,7 @@ def test_request_response_retry_fields(httpserver: HTTPServer) -> None:
     assert [e.attempt for e in rec.events] == [1, 1, 1, 2, 2]
     url = httpserver.url_for("/api/v1/health")
     assert all(e.method == "GET" and e.url == url for e in rec.events)
-    first, answer1, retry, second, answer2 = rec.events
+    first, answer1, retry, _second, answer2 = rec.events
     assert first.status is None and first.request_id is None and first.delay is None and first.error is None
     assert (answer1.status, answer1.request_id, answer2.status, answer2.request_id) == (503, "rid-1", 200, "rid-2")
     assert retry.status == 503 and retry.request_id == "rid-1" and isinstance(retry.error, ServerError)

@@ -49,7 +49,7 @@ def test_editable_install_imports_the_working_tree(tmp_path: Path) -> None:
     if importlib.util.find_spec("hatchling") is not None:
         # --no-build-isolation: the venv's pip runs the backend from this interpreter's packages
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and "site-packages" in p)
-    subprocess.run(command + ["-e", str(ROOT)], check=True, cwd=tmp_path, env=env, timeout=600)
+    subprocess.run([*command, "-e", str(ROOT)], check=True, cwd=tmp_path, env=env, timeout=600)
     env.pop("PYTHONPATH", None)
     code = "import visgate_sdk, visgate_emulator, visgate_sdk.exceptions; print(visgate_sdk.__file__); print(visgate_emulator.__file__)"
     out = subprocess.run([py, "-c", code], check=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60).stdout

@@ -289,7 +289,8 @@ def test_results_from_a_completed_status() -> None:
     assert image.created_at == datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     assert image.raw is STATUS and "id" not in STATUS  # the answer is kept as it came
     video = visgate_sdk._result_from_status(visgate_sdk.VideoResult, dict(STATUS, media_type="video"))
-    assert (type(video), video.id, video.video_url, video.model) == (visgate_sdk.VideoResult, "req-9", STATUS["output_url"], STATUS["model"])
+    expected = (visgate_sdk.VideoResult, "req-9", STATUS["output_url"], STATUS["model"])
+    assert (type(video), video.id, video.video_url, video.model) == expected
     generated = visgate_sdk._result_from_status(visgate_sdk.GenerateResult, STATUS)
     assert (generated.id, generated.image_url, generated.images) == ("req-9", STATUS["output_url"], [STATUS["output_url"]])
 

@@ -149,7 +149,7 @@ def test_force_replaces_a_different_copy_and_drops_its_stale_bytecode(tmp_path: 
     stale.write_bytes(b"stale")
     other = cache / "helper.cpython-399.pyc"
     other.write_bytes(b"not ours")
-    code, out, err = vendor(str(tmp_path), "--force", capsys=capsys)
+    code, _out, err = vendor(str(tmp_path), "--force", capsys=capsys)
     assert code == 0, err
     assert read(str(tmp_path / "visgate_sdk.py")) == read(SOURCE)
     assert os.path.exists(pyc_of(tmp_path))
@@ -180,7 +180,7 @@ def test_vendor_refuses_the_modules_own_directory(tmp_path: Any) -> None:
 def test_vendor_into_a_file_is_a_usage_error(tmp_path: Any, capsys: Any) -> None:
     target = tmp_path / "not-a-dir"
     target.write_text("x")
-    code, out, err = vendor(str(target), capsys=capsys)
+    code, _out, err = vendor(str(target), capsys=capsys)
     assert code == 2 and "not a directory" in err
 
 
@@ -192,7 +192,7 @@ def test_vendor_into_an_unwritable_directory_says_so(tmp_path: Any, capsys: Any,
         read_only.append(str(tmp_path))
         os.chmod(str(tmp_path), 0o555)
         dest = str(tmp_path / "sub")
-    code, out, err = vendor(dest, capsys=capsys)
+    code, _out, err = vendor(dest, capsys=capsys)
     assert code == 1 and "cannot vendor" in err
 
 
