@@ -233,12 +233,19 @@ def test_a_killed_batch_rerun_bills_every_item_exactly_once(client: Client, emu:
         proc.wait(10)
         proc.stdout.close()  # type: ignore[union-attr]
     assert proc.returncode == -signal.SIGKILL
-    time.sleep(0.6)  # requests the dead process had in flight are answered (and billed) by the server
-    before = billed_logs(client)
+    # Requests the dead process had in flight are still answered (and billed) by the server: wait
+    # until the billing stops moving, so the rerun starts after them.
+    before, settle_by = billed_logs(client), time.monotonic() + 10
+    while time.monotonic() < settle_by:
+        time.sleep(0.5)
+        now = billed_logs(client)
+        if len(now) == len(before):
+            break
+        before = now
     assert 7 <= len(before) < 20
     items = ["killed batch item %s %d" % ("y" * (i + 1), i) for i in range(20)]
     rerun = client.generate_many(items, batch_id="killed-batch", max_concurrency=3)
-    assert rerun.succeeded == list(range(20))
+    assert rerun.succeeded == list(range(20)), [(i, rerun[i]) for i in rerun.failed]
     logs = billed_logs(client)
     per_key = collections.Counter(e["idempotency_key"] for e in logs)
     assert len(logs) == 20 and len(per_key) == 20 and set(per_key.values()) == {1}
