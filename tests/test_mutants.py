@@ -6,11 +6,16 @@ names the mutant that survived without it.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 from typing import Any
 
 import pytest
 
-from visgate_sdk import Retry, ValidationError
+from tests._servers import RawServer
+from visgate_sdk import Client, ConnectionError, Retry, TLSError, ValidationError
+
+KEY = "vg-mutants-key-0123456789"
 
 
 # visgate_sdk.py:529 ("\x7f" <= c <= "\x9f"): both ends of the C1 control range are refused in a
@@ -37,3 +42,24 @@ def test_backoff_follows_the_documented_formula_up_to_retry_64_and_never_overflo
     assert retry.backoff(10) == 2.0**10
     assert retry.backoff(64) == 2.0**64
     assert retry.backoff(10**6) == 2.0**64
+
+
+def _hang_up_after_the_client_hello(conn: socket.socket, server: RawServer) -> None:
+    conn.settimeout(0.3)
+    with contextlib.suppress(OSError):
+        while conn.recv(65536):  # read all the client sent, so closing sends a FIN, not a reset
+            pass
+
+
+# visgate_sdk.py:855 (ssl is not None and isinstance(exc, SSLEOFError ...)): a server that hangs
+# up in the middle of the TLS handshake is a network failure, retried like a reset, not a TLS
+# configuration error raised at once.
+def test_a_hang_up_during_the_tls_handshake_is_a_retried_connection_error() -> None:
+    with RawServer(_hang_up_after_the_client_hello) as server, Client(
+        KEY, base_url=server.url(scheme="https"), max_retries=Retry(total=1, backoff_factor=0.001), timeout=5
+    ) as client:
+        with pytest.raises(ConnectionError) as info:
+            client.models.list()
+        assert not isinstance(info.value, TLSError)
+        assert "closed unexpectedly" in str(info.value)
+        assert server.connections == 2
