@@ -63,3 +63,33 @@ def test_a_hang_up_during_the_tls_handshake_is_a_retried_connection_error() -> N
         assert not isinstance(info.value, TLSError)
         assert "closed unexpectedly" in str(info.value)
         assert server.connections == 2
+
+
+def _answer_in_plain_http(conn: socket.socket, server: RawServer) -> None:
+    conn.recv(65536)
+    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    _hang_up_after_the_client_hello(conn, server)
+
+
+# visgate_sdk.py:861 (TLSError(... handshake failed), retryable False): an https:// URL aimed at
+# a plain-HTTP port is a configuration error: a TLSError at once, never retried.
+def test_a_failed_tls_handshake_is_a_tls_error_not_retried() -> None:
+    with RawServer(_answer_in_plain_http) as server, Client(
+        KEY, base_url=server.url(scheme="https"), max_retries=Retry(total=2, backoff_factor=0.001), timeout=5
+    ) as client:
+        with pytest.raises(TLSError) as info:
+            client.models.list()
+        assert "handshake" in str(info.value)
+        assert server.connections == 1
+
+
+# visgate_sdk.py:861 (TLSError(certificate verification failed), retryable False): a server whose
+# certificate the client does not trust gets one attempt: retrying cannot make it trusted.
+def test_an_untrusted_certificate_is_a_tls_error_not_retried(tls: Any) -> None:
+    with RawServer(_hang_up_after_the_client_hello, tls=tls.server_context("127.0.0.1")) as server, Client(
+        KEY, base_url=server.url(), max_retries=Retry(total=2, backoff_factor=0.001), timeout=5
+    ) as client:
+        with pytest.raises(TLSError) as info:
+            client.models.list()
+        assert "certificate verification failed" in str(info.value)
+        assert server.connections == 1
