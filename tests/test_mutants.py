@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests._servers import RawServer
+from tests._servers import RawServer, Request, keepalive_json_handler, response_bytes
 from visgate_sdk import Client, ConnectionError, Retry, TLSError, ValidationError
 
 KEY = "vg-mutants-key-0123456789"
@@ -93,3 +93,17 @@ def test_an_untrusted_certificate_is_a_tls_error_not_retried(tls: Any) -> None:
             client.models.list()
         assert "certificate verification failed" in str(info.value)
         assert server.connections == 1
+
+
+# visgate_sdk.py:993 (100 < status < 200): every interim 1xx answer is skipped, up to 199, not only
+# the ones seen in practice (100, 103); a 199 taken for the answer would leave the real answer in
+# the keep-alive connection for the next call to read.
+@pytest.mark.parametrize("preamble", [b"HTTP/1.1 102 Processing\r\n\r\n", b"HTTP/1.1 199 Whatever\r\nX-A: b\r\n\r\n"])
+def test_any_interim_1xx_answer_is_skipped(preamble: bytes, make_client: Any) -> None:
+    def answer(req: Request, server: RawServer) -> bytes:
+        return preamble + response_bytes(200, {"id": req.target.rsplit("/", 1)[1]})
+
+    with RawServer(keepalive_json_handler(answer)) as raw:
+        client = make_client(raw.url())
+        assert [client.models.get("m%d" % i).id for i in range(3)] == ["m0", "m1", "m2"]
+        assert raw.connections == 1
