@@ -107,3 +107,15 @@ def test_any_interim_1xx_answer_is_skipped(preamble: bytes, make_client: Any) ->
         client = make_client(raw.url())
         assert [client.models.get("m%d" % i).id for i in range(3)] == ["m0", "m1", "m2"]
         assert raw.connections == 1
+
+
+# visgate_sdk.py:1081 (return verify): verify=SSLContext is the context used, so a private CA
+# in it is trusted (the system store alone would refuse the certificate).
+def test_verify_given_an_ssl_context_uses_it(tls: Any) -> None:
+    def answer(req: Request, server: RawServer) -> bytes:
+        return response_bytes(200, {"id": req.target.rsplit("/", 1)[1]})
+
+    with RawServer(keepalive_json_handler(answer), tls=tls.server_context("127.0.0.1")) as server, Client(
+        KEY, base_url=server.url(), verify=tls.client_context(), max_retries=0, timeout=5
+    ) as client:
+        assert client.models.get("m1").id == "m1"
