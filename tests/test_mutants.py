@@ -119,3 +119,23 @@ def test_verify_given_an_ssl_context_uses_it(tls: Any) -> None:
         KEY, base_url=server.url(), verify=tls.client_context(), max_retries=0, timeout=5
     ) as client:
         assert client.models.get("m1").id == "m1"
+
+
+# visgate_sdk.py:1345 (message or "; ".join(...)): a FastAPI validation list gives the message
+# (every item's msg) and the field; a top-level message, when the body has one, wins.
+def test_a_fastapi_validation_list_gives_the_message_and_the_field(make_client: Any, httpserver: Any) -> None:
+    detail = [{"loc": ["body", "prompt"], "msg": "field required"}, {"loc": ["body", "n"], "msg": "too big"}, "odd"]
+    httpserver.expect_request("/api/v1/usage").respond_with_json({"detail": detail}, status=422)
+    with pytest.raises(ValidationError) as info:
+        make_client().usage.get()
+    assert info.value.message == "field required; too big; odd"
+    assert info.value.field == "prompt"
+
+
+def test_a_top_level_message_wins_over_the_validation_list(make_client: Any, httpserver: Any) -> None:
+    body = {"message": "the prompt is missing", "detail": [{"loc": ["body", "prompt"], "msg": "field required"}]}
+    httpserver.expect_request("/api/v1/usage").respond_with_json(body, status=422)
+    with pytest.raises(ValidationError) as info:
+        make_client().usage.get()
+    assert info.value.message == "the prompt is missing"
+    assert info.value.field == "prompt"
