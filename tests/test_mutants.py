@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests._servers import RawServer, Request, keepalive_json_handler, response_bytes
-from visgate_sdk import Client, ConnectionError, Retry, TLSError, ValidationError
+from visgate_sdk import Client, ConnectionError, NotFoundError, Retry, TLSError, ValidationError
 
 KEY = "vg-mutants-key-0123456789"
 
@@ -139,3 +139,16 @@ def test_a_top_level_message_wins_over_the_validation_list(make_client: Any, htt
         make_client().usage.get()
     assert info.value.message == "the prompt is missing"
     assert info.value.field == "prompt"
+
+
+# visgate_sdk.py:1569 (round(..., 3)): an error's ``elapsed`` is in seconds, to the millisecond,
+# so it logs readably ("%s" of it is short) and never goes negative.
+def test_an_errors_elapsed_is_whole_milliseconds(make_client: Any, httpserver: Any) -> None:
+    httpserver.expect_request("/api/v1/usage").respond_with_json({"error": "NOT_FOUND"}, status=404)
+    client = make_client()
+    seen = []
+    for _ in range(4):
+        with pytest.raises(NotFoundError) as info:
+            client.usage.get()
+        seen.append(info.value.elapsed)
+    assert all(0 <= e < 5 and round(e, 3) == e for e in seen), seen
