@@ -7,6 +7,8 @@ names the mutant that survived without it.
 from __future__ import annotations
 
 import contextlib
+import json
+import shlex
 import socket
 from typing import Any
 
@@ -152,3 +154,18 @@ def test_an_errors_elapsed_is_whole_milliseconds(make_client: Any, httpserver: A
             client.usage.get()
         seen.append(info.value.elapsed)
     assert all(0 <= e < 5 and round(e, 3) == e for e in seen), seen
+
+
+# visgate_sdk.py:1574 (json.dumps(secret)[1:-1]): a provider key that JSON escapes (a quote, a
+# backslash) is still found in the request body and replaced by its variable in to_curl(); no
+# character of it is left behind.
+def test_a_provider_key_that_json_escapes_never_leaks_into_to_curl(make_client: Any, httpserver: Any) -> None:
+    secret = 'fal-"quoted\\key-0123456789'
+    httpserver.expect_request("/api/v1/providers/keys", method="PUT").respond_with_json({"error": "INVALID_KEY"}, status=422)
+    with pytest.raises(ValidationError) as info:
+        make_client(max_retries=0).providers.set_key("fal", secret)
+    command = info.value.to_curl()
+    assert "quoted" not in command and "0123456789" not in command
+    words = shlex.split(command)
+    body = json.loads(words[words.index("--data-raw") + 1])
+    assert body == {"provider": "fal", "api_key": "$VISGATE_FAL_API_KEY"}
