@@ -169,3 +169,13 @@ def test_a_provider_key_that_json_escapes_never_leaks_into_to_curl(make_client: 
     words = shlex.split(command)
     body = json.loads(words[words.index("--data-raw") + 1])
     assert body == {"provider": "fal", "api_key": "$VISGATE_FAL_API_KEY"}
+
+
+# visgate_sdk.py:1790 (resp.status < 400): every error status in a user's status_forcelist is
+# retried, 400 included (the lowest one).
+def test_a_400_in_the_status_forcelist_is_retried(make_client: Any, httpserver: Any) -> None:
+    httpserver.expect_oneshot_request("/api/v1/usage").respond_with_json({"error": "FLAKY_GATEWAY"}, status=400)
+    httpserver.expect_oneshot_request("/api/v1/usage").respond_with_json({"period": "month"})
+    client = make_client(max_retries=Retry(total=1, backoff_factor=0.001, status_forcelist={400}))
+    client.usage.get()
+    assert len(httpserver.log) == 2
