@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests._servers import RawServer, Request, keepalive_json_handler, response_bytes
-from visgate_sdk import Client, ConnectionError, NotFoundError, Retry, TLSError, ValidationError
+from visgate_sdk import Client, ConnectionError, NotFoundError, Retry, TimeoutError, TLSError, ValidationError
 
 KEY = "vg-mutants-key-0123456789"
 
@@ -179,3 +179,15 @@ def test_a_400_in_the_status_forcelist_is_retried(make_client: Any, httpserver: 
     client = make_client(max_retries=Retry(total=1, backoff_factor=0.001, status_forcelist={400}))
     client.usage.get()
     assert len(httpserver.log) == 2
+
+
+# visgate_sdk.py:1930 (left <= 0): once the polling timeout is reached the wait ends with a
+# TimeoutError; no further status call is made (a poll interval longer than the timeout gives
+# one status call at the start and one when the time is up).
+def test_polling_stops_when_its_timeout_is_reached(make_client: Any, httpserver: Any) -> None:
+    httpserver.expect_request("/api/v1/requests/req-1").respond_with_json({"request_id": "req-1", "status": "processing"})
+    client = make_client()
+    with pytest.raises(TimeoutError) as info:
+        client.requests.get("req-1", wait=True, timeout=0.2, poll_interval=5)
+    assert info.value.last_status == "processing"
+    assert 2 <= len(httpserver.log) <= 3, len(httpserver.log)
