@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests._servers import RawServer, Request, keepalive_json_handler, response_bytes
-from visgate_sdk import Client, ConnectionError, NotFoundError, Retry, TimeoutError, TLSError, ValidationError
+from visgate_sdk import Client, ConnectionError, ImageResult, NotFoundError, Retry, TimeoutError, TLSError, ValidationError
 
 KEY = "vg-mutants-key-0123456789"
 
@@ -191,3 +191,28 @@ def test_polling_stops_when_its_timeout_is_reached(make_client: Any, httpserver:
         client.requests.get("req-1", wait=True, timeout=0.2, poll_interval=5)
     assert info.value.last_status == "processing"
     assert 2 <= len(httpserver.log) <= 3, len(httpserver.log)
+
+
+# visgate_sdk.py:2029 (frac[:digits][:6].ljust(6, "0")): a timestamp's fraction of a second is
+# kept to the microsecond however many digits the server sends (1, or 9 for nanoseconds; Python
+# before 3.11 accepts exactly 3 or 6).
+@pytest.mark.parametrize(
+    ("stamp", "micro"),
+    [("2026-01-02T03:04:05.5Z", 500000), ("2026-01-02T03:04:05.123456789+00:00", 123456), ("2026-01-02T03:04:05.0001z", 100)],
+)
+def test_timestamps_keep_their_fraction_of_a_second(make_client: Any, httpserver: Any, stamp: str, micro: int) -> None:
+    httpserver.expect_request("/api/v1/usage").respond_with_json({"period_start": stamp})
+    start = make_client().usage.get().period_start
+    assert start is not None and start.utcoffset() is not None
+    assert (start.second, start.microsecond) == (5, micro)
+
+
+# visgate_sdk.py:2200 (_check_int("index", index, minimum=0, ...)): save(index=-1) is refused,
+# not taken as Python's "the last one": an index counts media from 0, and nothing is written.
+@pytest.mark.parametrize("index", [-1, 2])
+def test_save_refuses_an_index_outside_the_media(tmp_path: Any, index: int) -> None:
+    result = ImageResult(id="x", images=["http://127.0.0.1:9/a.png", "http://127.0.0.1:9/b.png"])
+    with pytest.raises(ValidationError) as info:
+        result.save(tmp_path / "out.png", index=index)
+    assert info.value.field == "index"
+    assert list(tmp_path.iterdir()) == []
