@@ -216,3 +216,16 @@ def test_save_refuses_an_index_outside_the_media(tmp_path: Any, index: int) -> N
         result.save(tmp_path / "out.png", index=index)
     assert info.value.field == "index"
     assert list(tmp_path.iterdir()) == []
+
+
+# visgate_sdk.py:3150 (isinstance(outcome, BaseException) or cache_hit): a cache hit costs
+# nothing against budget_usd, whatever cost the answer reports; a fresh generation is counted.
+def test_a_cache_hit_is_not_counted_against_the_budget(make_client: Any, httpserver: Any) -> None:
+    answer = {"id": "g1", "images": ["https://cdn.example.com/a.png"], "model": "m", "provider": "fal", "cost": 0.25}
+    httpserver.expect_oneshot_request("/api/v1/images/generate", method="POST").respond_with_json(dict(answer, cache_hit=True))
+    httpserver.expect_oneshot_request("/api/v1/images/generate", method="POST").respond_with_json(dict(answer, cache_hit=False))
+    client = make_client(budget_usd=1.0)
+    assert client.images.generate("m", "a cat").cache_hit
+    assert client.spent_usd == 0.0
+    assert not client.images.generate("m", "a cat").cache_hit
+    assert client.spent_usd == pytest.approx(0.25)
