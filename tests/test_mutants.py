@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests._servers import RawServer, Request, keepalive_json_handler, response_bytes
+from visgate_emulator import DEMO_API_KEY, Emulator
 from visgate_sdk import Client, ConnectionError, ImageResult, NotFoundError, Retry, TimeoutError, TLSError, ValidationError
 
 KEY = "vg-mutants-key-0123456789"
@@ -229,3 +230,19 @@ def test_a_cache_hit_is_not_counted_against_the_budget(make_client: Any, httpser
     assert client.spent_usd == 0.0
     assert not client.images.generate("m", "a cat").cache_hit
     assert client.spent_usd == pytest.approx(0.25)
+
+
+# visgate_sdk.py:3929 (DoctorCheck.ok is status == "pass"): against the emulator each check's ok
+# says whether it passed; a skipped check is not ok, a failed one neither.
+def test_each_doctor_check_is_ok_exactly_when_it_passed(emulator: Emulator) -> None:
+    with Client(DEMO_API_KEY, base_url=emulator.base_url) as client:
+        report = client.doctor()
+    assert {c.status for c in report} == {"pass", "skip"}
+    assert all(c.ok == (c.status == "pass") for c in report)
+
+
+# visgate_sdk.py:3545 (max_response_bytes minimum=1): 1 byte is the smallest limit accepted.
+def test_max_response_bytes_accepts_1_and_refuses_0() -> None:
+    Client(KEY, max_response_bytes=1).close()
+    with pytest.raises(ValidationError):
+        Client(KEY, max_response_bytes=0)
