@@ -128,8 +128,11 @@ def held_then_answered(phase: str) -> Any:
             if len(server.requests) == 1:
                 cut = answer.index(b"\r\n\r\n") + 50 if phase == "body" else 0
                 conn.sendall(answer[:cut])
-                if server.stopped.wait(0.5):
-                    return
+                # Late: once the client has moved to a new connection (or after 3 s, when it has not).
+                until = time.monotonic() + 3
+                while server.connections < 2 and time.monotonic() < until:
+                    if server.stopped.wait(0.02):
+                        return
                 answer = answer[cut:]
             conn.sendall(answer)
 
