@@ -141,7 +141,10 @@ def held_then_answered(phase: str) -> Any:
 
 CTRL_C_SCRIPT = textwrap.dedent(
     """
-    import sys, visgate_sdk
+    import signal, sys, visgate_sdk
+    # Ctrl-C as a terminal delivers it, even when this test runs in a background job (which
+    # starts children with SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     client = visgate_sdk.Client(api_key="%s", base_url=sys.argv[1], max_retries=int(sys.argv[2]), timeout=30)
     print("calling", flush=True)
     try:
