@@ -383,3 +383,24 @@ def test_a_cancelled_await_makes_no_further_attempts(httpserver: HTTPServer) -> 
         return len(httpserver.log) - seen
 
     assert asyncio.run(scenario()) == 0, "a retry went out after the await was cancelled"
+
+
+def status_then_silence(conn: socket.socket, server: RawServer) -> None:
+    server.read(conn)
+    if not server.stopped.wait(1.0):
+        conn.sendall(b"HTTP/1.1 200 OK\r\n")  # a start, then nothing more
+        server.stopped.wait(30)
+
+
+def test_a_read_that_starts_late_still_ends_at_the_deadline() -> None:
+    # The wait for the next bytes shrinks to what is left of the call, not what was left when the
+    # request went out: a server that answers late and then stalls cannot stretch the deadline.
+    with RawServer(status_then_silence) as server:
+        client = Client(api_key=KEY, base_url=server.url(), timeout=30, max_retries=0)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError) as info:
+            client.health(deadline=1.6)
+        elapsed = time.monotonic() - started
+        client.close()
+    assert info.value.error_code == "DEADLINE_EXCEEDED"
+    assert 1.5 <= elapsed < 2.3, elapsed  # without the shrinking wait: about 2.6 s
