@@ -246,3 +246,21 @@ def test_max_response_bytes_accepts_1_and_refuses_0() -> None:
     Client(KEY, max_response_bytes=1).close()
     with pytest.raises(ValidationError):
         Client(KEY, max_response_bytes=0)
+
+
+def test_a_get_answered_204_no_content_is_an_empty_dict(make_client: Any, httpserver: Any) -> None:
+    httpserver.expect_request("/api/v1/billing/stats").respond_with_data(b"", status=204)
+    assert make_client().billing.stats() == {}
+
+
+def test_to_curl_of_a_call_without_a_key_is_not_garbled(httpserver: Any) -> None:
+    # No API key and no BYOK key: no secret to hide, so nothing is replaced in the command.
+    httpserver.expect_request("/api/v1/models/org/missing").respond_with_json(
+        {"error": "MODEL_NOT_FOUND", "message": "no such model"}, status=404)
+    with Client(base_url=httpserver.url_for("/api/v1"), max_retries=0) as client:
+        assert client.api_key == ""
+        with pytest.raises(NotFoundError) as info:
+            client.models.get("org/missing")
+    curl = info.value.to_curl()
+    assert "$VISGATE" not in curl
+    assert shlex.split(curl)[:4] == ["curl", "-X", "GET", httpserver.url_for("/api/v1/models/org/missing")]
