@@ -264,3 +264,15 @@ def test_to_curl_of_a_call_without_a_key_is_not_garbled(httpserver: Any) -> None
     curl = info.value.to_curl()
     assert "$VISGATE" not in curl
     assert shlex.split(curl)[:4] == ["curl", "-X", "GET", httpserver.url_for("/api/v1/models/org/missing")]
+
+
+@pytest.mark.parametrize("status", [301, 302])
+def test_a_post_redirected_with_301_or_302_is_followed_as_a_get(make_client: Any, httpserver: Any, status: int) -> None:
+    # As browsers and requests do: the body and its Idempotency-Key do not follow a 301/302.
+    httpserver.expect_request("/api/v1/providers/validate", method="POST").respond_with_data(
+        b"", status=status, headers={"Location": "/api/v1/validated"})
+    httpserver.expect_request("/api/v1/validated", method="GET").respond_with_json({"valid": True, "message": "ok"})
+    assert make_client().providers.validate_key("fal", "fal-key-0123").valid is True
+    followed = httpserver.log[-1][0]
+    assert followed.method == "GET" and not followed.get_data()
+    assert "Idempotency-Key" not in followed.headers and "Content-Type" not in followed.headers
