@@ -276,3 +276,12 @@ def test_a_post_redirected_with_301_or_302_is_followed_as_a_get(make_client: Any
     followed = httpserver.log[-1][0]
     assert followed.method == "GET" and not followed.get_data()
     assert "Idempotency-Key" not in followed.headers and "Content-Type" not in followed.headers
+
+
+def test_visgate_models_asks_for_20_models_by_default(httpserver: Any, capsys: Any) -> None:
+    import visgate_sdk
+
+    httpserver.expect_request("/api/v1/models").respond_with_json({"models": [], "total_count": 0})
+    assert visgate_sdk.main(["--api-key", "vg-k", "--base-url", httpserver.url_for("/api/v1"), "models"]) == 0
+    assert httpserver.log[-1][0].args.get("limit") == "20"
+    assert "(0 of 0)" in capsys.readouterr().out
